@@ -121,8 +121,8 @@ public static class Lovasz
         var rowLoss = (nn.functional.relu(errors) * weights).sum(-1);          // [B,1]
         // Present-style eligibility is not used: the reference scores images without foreground too.
         var loss = perImage
-            ? MeanOverEligible(rowLoss, valid.sum(-1).gt(0), perImage: true)
-            : MeanOverEligible(rowLoss.sum(0), valid.sum([0, 2]).gt(0), perImage: false);
+            ? MeanOverEligible(rowLoss, valid.any(-1), perImage: true)
+            : MeanOverEligible(rowLoss.sum(0L), valid.any().view(1), perImage: false);
         return loss.to(logits.dtype).MoveToOuterDisposeScope();
     }
 
@@ -153,7 +153,7 @@ public static class Lovasz
         }
         else
         {
-            var eligible = presentOnly ? foreground.any(-1).any(0) : valid.any().expand(errors.shape[1]);
+            var eligible = presentOnly ? foreground.any(-1).any(0L) : valid.any().expand(errors.shape[1]);
             return MeanOverEligible(contributions.sum([0, 2]), eligible, perImage: false);
         }
     }

@@ -54,9 +54,23 @@ internal static class LovaszWeights
     /// to the same value whatever the order inside the bin, the loss differs from the exact one by at most
     /// (bin width) × (total increment) ≤ 1/bins per row.
     /// <paramref name="errors"/>, <paramref name="foreground"/>, <paramref name="valid"/>: [B,R,P] (valid may
-    /// broadcast); <paramref name="rowOf"/>: [B,R,1] int64 row id in [0,<paramref name="rows"/>).
+    /// broadcast); <paramref name="rowOf"/>: [B,R,1] int64 row id in [0,<paramref name="rows"/>). float32 on the
+    /// CPU goes to <see cref="LovaszCpuKernel"/>.
     /// </summary>
     public static Tensor Histogram(Tensor errors, Tensor foreground, Tensor valid, Tensor rowOf, long rows, int bins)
+    {
+        if (LovaszCpuKernel.Supports(errors) && errors.numel() < int.MaxValue)
+        {
+            using var rowScope = NewDisposeScope();
+            var rowOfSegment = rowOf.expand(errors.shape[0], errors.shape[1], 1).flatten().cpu().data<long>().ToArray();
+            return LovaszCpuKernel.HistogramWeights(errors, foreground, valid.expand(errors.shape), rowOfSegment, rows, bins)
+                .MoveToOuterDisposeScope();
+        }
+        return HistogramGeneric(errors, foreground, valid, rowOf, rows, bins);
+    }
+
+    /// <summary>The device-generic form of <see cref="Histogram"/>: one bincount, cumsums and a take.</summary>
+    public static Tensor HistogramGeneric(Tensor errors, Tensor foreground, Tensor valid, Tensor rowOf, long rows, int bins)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
