@@ -39,7 +39,7 @@ public static class OfficialLovaszPort
             if (classes == "present" && fg.sum().item<float>() == 0) continue;
             var classPred = c == 1 ? probas[.., 0] : probas[.., k];
             var errors = (fg - classPred).abs();
-            var (errorsSorted, perm) = errors.sort(0, descending: true);
+            var (errorsSorted, perm) = errors.sort(0L, descending: true);
             var fgSorted = fg[perm];
             losses.Add(errorsSorted.dot(LovaszGrad(fgSorted)));
         }
@@ -50,8 +50,8 @@ public static class OfficialLovaszPort
     {
         long p = gtSorted.shape[0];
         var gts = gtSorted.sum();
-        var intersection = gts - gtSorted.cumsum(0);
-        var union = gts + (1 - gtSorted).cumsum(0);
+        var intersection = gts - gtSorted.cumsum(0L);
+        var union = gts + (1 - gtSorted).cumsum(0L);
         var jaccard = 1.0 - intersection / union;
         if (p > 1)
             jaccard[TensorIndex.Slice(1, p)] = jaccard[TensorIndex.Slice(1, p)] - jaccard[TensorIndex.Slice(0, -1)];

@@ -37,7 +37,13 @@ public static class Lovasz
     /// <exception cref="ArgumentException">Shapes that do not match (the message names both), non-integer labels,
     /// labels or selected classes outside the classes of <paramref name="probas"/>.</exception>
     public static Tensor Softmax(Tensor probas, Tensor labels, ClassSelection classes = default,
-                                 bool perImage = false, long? ignoreIndex = null, int bins = 0)
+                                 bool perImage = false, long? ignoreIndex = null, int bins = 0) =>
+        SoftmaxWithKernelChoice(probas, labels, classes, perImage, ignoreIndex, bins, allowCpuKernel: true);
+
+    /// <summary><see cref="Softmax(Tensor, Tensor, ClassSelection, bool, long?, int)"/>; tests turn the CPU kernel
+    /// off to compare it with the device-generic path.</summary>
+    internal static Tensor SoftmaxWithKernelChoice(Tensor probas, Tensor labels, ClassSelection classes, bool perImage,
+                                   long? ignoreIndex, int bins, bool allowCpuKernel)
     {
         ArgumentNullException.ThrowIfNull(probas);
         ArgumentNullException.ThrowIfNull(labels);
@@ -79,10 +85,35 @@ public static class Lovasz
                 : flat.index_select(1, tensor(ids, device: probas.device));
         }
 
-        var idTensor = tensor(ids, device: probas.device).view(1, -1, 1);
-        var foregroundMask = flatLabels.eq(idTensor) & valid;                 // [B,K,P]
-        var errors = (foregroundMask.to(work) - selected).abs();               // [B,K,P]
-        var loss = Reduce(errors, foregroundMask, valid, classes.IsPresent, perImage, bins);
+        // Eligibility from per-image class counts: Present needs the class in the set, All and Only a valid pixel.
+        var idTensor = tensor(ids, device: probas.device);
+        var imageClassCounts = ClassCounts(flatLabels.view(batch, pixels), valid.view(batch, pixels), classCount).index_select(1, idTensor);
+        var eligible = classes.IsPresent
+            ? imageClassCounts.gt(0)
+            : valid.view(batch, pixels).any(-1, keepdim: true).expand(batch, ids.Length);   // [B,K]
+
+        Tensor rowLoss;                                                        // [B,K] (perImage) or [K]
+        if (allowCpuKernel && LovaszCpuKernel.Supports(selected))
+        {
+            var kernelLabels = flatLabels.view(batch, pixels).masked_fill(valid.view(batch, pixels).logical_not(), -1);
+            var (signedWeights, offsets) = LovaszCpuKernel.SoftmaxTerms(selected, kernelLabels, ids, perImage, bins);
+            // Σ |fg − p|·w = Σ sign(p − fg)·w·p + offset: the gradient w.r.t. p is the signed weight.
+            rowLoss = perImage
+                ? (selected * signedWeights).sum(-1) + offsets.view(batch, ids.Length)
+                : (selected * signedWeights).sum([0, 2]) + offsets;
+        }
+        else
+        {
+            var foregroundMask = flatLabels.eq(idTensor.view(1, -1, 1)) & valid;      // [B,K,P]
+            var errors = (foregroundMask.to(work) - selected).abs();                 // [B,K,P]
+            var weights = bins > 0
+                ? LovaszWeights.HistogramGeneric(errors, foregroundMask, valid, perImage, bins)
+                : LovaszWeights.ExactGeneric(errors, foregroundMask, valid, perImage);
+            rowLoss = perImage ? (errors * weights).sum(-1) : (errors * weights).sum([0, 2]);
+        }
+        var loss = perImage
+            ? MeanOverEligible(rowLoss, eligible, perImage: true)
+            : MeanOverEligible(rowLoss, eligible.any(0L), perImage: false);
         return loss.to(probas.dtype).MoveToOuterDisposeScope();
     }
 
@@ -117,12 +148,12 @@ public static class Lovasz
         var foreground = y.eq(1) & valid;
         var signs = foreground.to(work) * 2 - 1;
         var errors = 1 - logits.to(work).reshape(batch, 1, pixels) * signs;   // [B,1,P]
-        var weights = RowWeights(errors, foreground, valid.expand(errors.shape), perImage, 0);
+        var weights = LovaszWeights.Exact(errors, foreground, valid, perImage);
         var rowLoss = (nn.functional.relu(errors) * weights).sum(-1);          // [B,1]
         // Present-style eligibility is not used: the reference scores images without foreground too.
         var loss = perImage
-            ? MeanOverEligible(rowLoss, valid.sum(-1).gt(0), perImage: true)
-            : MeanOverEligible(rowLoss.sum(0), valid.sum([0, 2]).gt(0), perImage: false);
+            ? MeanOverEligible(rowLoss, valid.any(-1), perImage: true)
+            : MeanOverEligible(rowLoss.sum(0L), valid.any().view(1), perImage: false);
         return loss.to(logits.dtype).MoveToOuterDisposeScope();
     }
 
@@ -141,41 +172,13 @@ public static class Lovasz
         return binary ? [1L] : Enumerable.Range(0, (int)classCount).Select(i => (long)i).ToArray();
     }
 
-    /// <summary>Loss of every (image,) class row, then the mean over eligible rows (and images).</summary>
-    static Tensor Reduce(Tensor errors, Tensor foreground, Tensor valid, bool presentOnly, bool perImage, int bins)
+    /// <summary>[B,C] count of each class among the valid pixels of each image, by one bincount.</summary>
+    static Tensor ClassCounts(Tensor labels, Tensor valid, long classCount)
     {
-        var weights = RowWeights(errors, foreground, valid.expand(errors.shape), perImage, bins);
-        var contributions = errors * weights;
-        if (perImage)
-        {
-            var eligible = presentOnly ? foreground.any(-1) : valid.any(-1).expand(errors.shape[0], errors.shape[1]);
-            return MeanOverEligible(contributions.sum(-1), eligible, perImage: true);
-        }
-        else
-        {
-            var eligible = presentOnly ? foreground.any(-1).any(0) : valid.any().expand(errors.shape[1]);
-            return MeanOverEligible(contributions.sum([0, 2]), eligible, perImage: false);
-        }
-    }
-
-    /// <summary>
-    /// Lovász weights for [B,K,P] errors: rows are (image, class) pairs in per-image mode, classes over the
-    /// whole batch otherwise.
-    /// </summary>
-    static Tensor RowWeights(Tensor errors, Tensor foreground, Tensor valid, bool perImage, int bins)
-    {
-        long b = errors.shape[0], k = errors.shape[1], p = errors.shape[2];
-        if (bins > 0)
-        {
-            var rowOf = perImage
-                ? arange(b * k, device: errors.device).view(b, k, 1)
-                : arange(k, device: errors.device).view(1, k, 1).expand(b, k, 1);
-            return LovaszWeights.Histogram(errors, foreground, valid, rowOf, perImage ? b * k : k, bins);
-        }
-        if (perImage)
-            return LovaszWeights.Exact(errors.reshape(b * k, p), foreground.reshape(b * k, p), valid.reshape(b * k, p)).view(b, k, p);
-        Tensor Rows(Tensor t) => t.permute(1, 0, 2).reshape(k, b * p);
-        return LovaszWeights.Exact(Rows(errors), Rows(foreground), Rows(valid)).view(k, b, p).permute(1, 0, 2);
+        long batch = labels.shape[0];
+        var slot = (arange(batch, device: labels.device).unsqueeze(1) * classCount + labels)
+            .masked_fill(valid.logical_not(), batch * classCount);
+        return bincount(slot.flatten(), minlength: batch * classCount + 1).narrow(0, 0, batch * classCount).view(batch, classCount);
     }
 
     /// <summary>

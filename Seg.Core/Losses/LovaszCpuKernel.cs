@@ -1,67 +1,279 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Seg.Core.Losses;
 
 /// <summary>
-/// CPU kernel for the exact Lovász weights of float32 rows: per row (rows in parallel, as many workers as
-/// TorchSharp's thread count), the valid pixels are ordered by a stable LSD radix sort on order-preserving 32-bit
-/// keys (three passes of 11/11/10 bits, a pass skipped when all keys share its digit), then one walk down the order
-/// accumulates the Jaccard increments in double. It computes the same weights as the device-generic
-/// <see cref="LovaszWeights.ExactGeneric"/> (up to float rounding, and up to the order of tied errors, which does
-/// not change the loss) several times faster than ATen's comparison sort. No custom autograd function is needed:
-/// the weights are constants and the loss Σ errors·weights is differentiated by autograd through the errors.
+/// CPU kernels for the Lovász weights of float32 errors, working in place on the tensors' memory (same inputs and
+/// outputs as <see cref="LovaszWeights"/>), rows in parallel with as many workers as TorchSharp's thread count.
+/// Exact: the valid pixels of a row are ordered by a stable LSD radix sort on order-preserving 32-bit keys (three
+/// passes of 11/11/10 bits, a pass skipped when all keys share its digit), then one walk down the order accumulates
+/// the Jaccard increments in double: the weights of <see cref="LovaszWeights.ExactGeneric"/> up to float rounding
+/// and the order of tied errors (which does not change the loss), several times faster than ATen's comparison sort.
+/// Histogram: one pass counts foreground and background pixels per (row, bin), one hands every pixel its bin's
+/// weight. For the Lovász-Softmax the kernel is fused: it reads probabilities and labels directly and returns
+/// signed weights (the loss's gradient w.r.t. the probabilities) and per-row offsets, so no error tensor is built.
+/// No custom autograd function is needed: the weights are constants and the loss (Σ errors·weights, or
+/// Σ signedWeights·p + offset) is differentiated by autograd.
 /// </summary>
-internal static class LovaszCpuKernel
+internal static unsafe class LovaszCpuKernel
 {
-    const byte ValidFlag = 1, ForegroundFlag = 2;
-
-    /// <summary>True when the kernel can handle these rows: float32 on the CPU, rows shorter than 2^31.</summary>
+    /// <summary>True when the kernels can handle these errors: float32 on the CPU, fewer than 2^31 elements.</summary>
     public static bool Supports(Tensor errors) =>
-        errors.device_type == DeviceType.CPU && errors.dtype == ScalarType.Float32 && errors.shape[1] < int.MaxValue;
+        errors.device_type == DeviceType.CPU && errors.dtype == ScalarType.Float32 && errors.numel() < int.MaxValue;
 
-    /// <summary>Weights for [K,P] float32 errors with [K,P] bool foreground and valid masks.</summary>
-    public static Tensor ExactWeights(Tensor errors, Tensor foreground, Tensor valid)
+    /// <summary>Exact weights for [B,K,P] errors and foreground with [B,1,P] valid (see <see cref="LovaszWeights.Exact"/>).</summary>
+    public static Tensor ExactWeights(Tensor errors, Tensor foreground, Tensor valid, bool perImage)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        long rows = errors.shape[0];
-        int length = (int)errors.shape[1];
-        var e = errors.detach().contiguous().data<float>().ToArray();
-        var flags = (valid.to(ScalarType.Byte) + foreground.to(ScalarType.Byte) * ForegroundFlag).contiguous().data<byte>().ToArray();
-        var weights = new float[e.Length];
-        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) };
-        Parallel.For(0L, rows, options, row => RowWeights(e, flags, weights, row * length, length));
-        return tensor(weights, [rows, length]).MoveToOuterDisposeScope();
+        var view = new Inputs(errors, foreground, valid);
+        var weights = zeros(errors.shape, ScalarType.Float32);
+        var w = Pointer<float>(weights);
+        long rows = perImage ? view.Batch * view.Classes : view.Classes;
+        Parallel.For(0L, rows, Options(), row => ExactRow(view, w, row, perImage));
+        return weights.MoveToOuterDisposeScope();
     }
 
-    static void RowWeights(float[] errors, byte[] flags, float[] weights, long offset, int length)
+    /// <summary>
+    /// The Lovász-Softmax terms of [B,K,P] float32 probabilities of the selected classes <paramref name="ids"/>
+    /// with [B,P] labels (−1 = ignored), computing errors |[y = id] − p| on the fly: signed weights
+    /// sign(p − fg)·w ([B,K,P], the gradient of the loss w.r.t. p) and per-row offsets −Σ sign(p − fg)·w·fg
+    /// ([B·K] per image, else [K]), so that a row's loss Σ |fg − p|·w is Σ signedWeights·p + offset.
+    /// <paramref name="bins"/> 0 is exact (radix sort), &gt; 0 the histogram mode.
+    /// </summary>
+    public static (Tensor SignedWeights, Tensor Offsets) SoftmaxTerms(Tensor probas, Tensor labels, long[] ids, bool perImage, int bins)
     {
-        var keys = ArrayPool<uint>.Shared.Rent(length);
-        var spareKeys = ArrayPool<uint>.Shared.Rent(length);
-        var order = ArrayPool<int>.Shared.Rent(length);
-        var spareOrder = ArrayPool<int>.Shared.Rent(length);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var source = new SoftmaxSource(probas, labels, ids);
+        var weights = zeros(probas.shape, ScalarType.Float32);
+        var w = Pointer<float>(weights);
+        long segments = source.Batch * source.Classes;
+        long rows = perImage ? segments : source.Classes;
+        var offsets = new double[rows];
+        if (bins == 0)
+            Parallel.For(0L, rows, Options(), row => offsets[row] = ExactSoftmaxRow(source, w, row, perImage));
+        else
+            HistogramSoftmax(source, w, offsets, perImage, bins);
+        var offsetTensor = tensor(offsets.Select(v => (float)v).ToArray(), [rows]);
+        return (weights.MoveToOuterDisposeScope(), offsetTensor.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Raw views of the fused kernel's inputs: probabilities [B,K,P], labels [B,P] (−1 = ignored).</summary>
+    readonly struct SoftmaxSource
+    {
+        public readonly float* Probas;
+        public readonly long* Labels;
+        public readonly long[] Ids;
+        public readonly long Batch, Classes, Pixels;
+
+        public SoftmaxSource(Tensor probas, Tensor labels, long[] ids)
+        {
+            Batch = probas.shape[0];
+            Classes = probas.shape[1];
+            Pixels = probas.shape[2];
+            Ids = ids;
+            // The dense copies live in the caller's dispose scope, so the pointers stay valid during the kernel.
+            Probas = Pointer<float>(Dense(probas.detach()));
+            Labels = Pointer<long>(Dense(labels));
+        }
+    }
+
+    const uint ForegroundBit = 0x8000_0000u;
+
+    /// <summary>Exact row of the fused kernel; returns the row's offset.</summary>
+    static double ExactSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage)
+    {
+        long firstImage = perImage ? row / source.Classes : 0;
+        long imageCount = perImage ? 1 : source.Batch;
+        long k = perImage ? row % source.Classes : row;
+        long id = source.Ids[k];
+        long pixels = source.Pixels;
+        int capacity = (int)(imageCount * pixels);
+        var keys = ArrayPool<uint>.Shared.Rent(capacity);
+        var spareKeys = ArrayPool<uint>.Shared.Rent(capacity);
+        var order = ArrayPool<int>.Shared.Rent(capacity);
+        var spareOrder = ArrayPool<int>.Shared.Rent(capacity);
         try
         {
             int n = 0;
             long foregroundTotal = 0;
-            for (int i = 0; i < length; i++)
+            for (long b = firstImage; b < firstImage + imageCount; b++)
             {
-                byte f = flags[offset + i];
-                if ((f & ValidFlag) == 0) continue;
-                keys[n] = DescendingKey(errors[offset + i]);
-                order[n++] = i;
-                if ((f & ForegroundFlag) != 0) foregroundTotal++;
+                long offset = (b * source.Classes + k) * pixels;
+                long* labels = source.Labels + b * pixels;
+                float* p = source.Probas + offset;
+                for (long i = 0; i < pixels; i++)
+                {
+                    long label = labels[i];
+                    if (label < 0) continue;
+                    bool fg = label == id;
+                    keys[n] = DescendingKey(MathF.Abs((fg ? 1f : 0f) - p[i]));
+                    // The element index fits in 31 bits (numel < 2^31); the top bit carries the foreground flag.
+                    order[n++] = (int)((uint)(offset + i) | (fg ? ForegroundBit : 0));
+                    if (fg) foregroundTotal++;
+                }
+            }
+            RadixSort(ref keys, ref order, ref spareKeys, ref spareOrder, n);
+            double cumForeground = 0, cumBackground = 0, previous = 0, rowOffset = 0;
+            for (int j = 0; j < n; j++)
+            {
+                uint packed = (uint)order[j];
+                long at = packed & ~ForegroundBit;
+                bool fg = (packed & ForegroundBit) != 0;
+                if (fg) cumForeground++; else cumBackground++;
+                double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
+                double increment = jaccard - previous;
+                previous = jaccard;
+                float target = fg ? 1f : 0f;
+                double signedWeight = source.Probas[at] >= target ? increment : -increment;
+                signedWeights[at] = (float)signedWeight;
+                rowOffset -= signedWeight * target;
+            }
+            return rowOffset;
+        }
+        finally
+        {
+            ArrayPool<uint>.Shared.Return(keys);
+            ArrayPool<uint>.Shared.Return(spareKeys);
+            ArrayPool<int>.Shared.Return(order);
+            ArrayPool<int>.Shared.Return(spareOrder);
+        }
+    }
+
+    /// <summary>Histogram mode of the fused kernel: count per (row, bin), weights per bin, then per pixel.</summary>
+    static void HistogramSoftmax(SoftmaxSource source, float* signedWeights, double[] offsets, bool perImage, int bins)
+    {
+        long segments = source.Batch * source.Classes;
+        long rows = offsets.Length;
+        long pixels = source.Pixels;
+        long RowOf(long segment) => perImage ? segment : segment % source.Classes;
+
+        // counts[(row·bins + bin)·2 + isForeground], bin 0 holding the largest errors; per-worker tables merged.
+        var counts = new long[rows * bins * 2];
+        Parallel.For(0L, segments, Options(), () => new long[counts.Length], (segment, _, local) =>
+        {
+            long id = source.Ids[segment % source.Classes];
+            long* labels = source.Labels + segment / source.Classes * pixels;
+            float* p = source.Probas + segment * pixels;
+            long rowBase = RowOf(segment) * bins;
+            fixed (long* table = local)
+                for (long i = 0; i < pixels; i++)
+                {
+                    long label = labels[i];
+                    if (label < 0) continue;
+                    int fg = label == id ? 1 : 0;
+                    table[(rowBase + Bin(MathF.Abs(fg - p[i]), bins)) * 2 + fg]++;
+                }
+            return local;
+        }, local =>
+        {
+            lock (counts) for (int i = 0; i < counts.Length; i++) counts[i] += local[i];
+        });
+
+        var perPixel = new float[rows * bins];
+        for (long row = 0; row < rows; row++)
+        {
+            long foregroundTotal = 0;
+            for (int bin = 0; bin < bins; bin++) foregroundTotal += counts[(row * bins + bin) * 2 + 1];
+            double cumForeground = 0, cumBackground = 0, previous = 0;
+            for (int bin = 0; bin < bins; bin++)
+            {
+                long at = (row * bins + bin) * 2;
+                long background = counts[at], fg = counts[at + 1];
+                if (background + fg == 0) continue;
+                cumForeground += fg;
+                cumBackground += background;
+                double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
+                perPixel[row * bins + bin] = (float)((jaccard - previous) / (background + fg));
+                previous = jaccard;
+            }
+        }
+
+        var segmentOffsets = new double[segments];
+        Parallel.For(0L, segments, Options(), segment =>
+        {
+            long id = source.Ids[segment % source.Classes];
+            long* labels = source.Labels + segment / source.Classes * pixels;
+            float* p = source.Probas + segment * pixels;
+            float* sw = signedWeights + segment * pixels;
+            long rowBase = RowOf(segment) * bins;
+            double offset = 0;
+            fixed (float* table = perPixel)
+                for (long i = 0; i < pixels; i++)
+                {
+                    long label = labels[i];
+                    if (label < 0) continue;
+                    bool fg = label == id;
+                    float target = fg ? 1f : 0f;
+                    float weight = table[rowBase + Bin(MathF.Abs(target - p[i]), bins)];
+                    float signedWeight = p[i] >= target ? weight : -weight;
+                    sw[i] = signedWeight;
+                    if (fg) offset -= signedWeight;
+                }
+            segmentOffsets[segment] = offset;
+        });
+        for (long segment = 0; segment < segments; segment++) offsets[RowOf(segment)] += segmentOffsets[segment];
+    }
+
+    /// <summary>Raw views of contiguous CPU inputs: errors and foreground [B,K,P], valid [B,P] (bool as bytes 0/1).</summary>
+    readonly struct Inputs
+    {
+        public readonly float* Errors;
+        public readonly byte* Foreground;
+        public readonly byte* Valid;
+        public readonly long Batch, Classes, Pixels;
+
+        public Inputs(Tensor errors, Tensor foreground, Tensor valid)
+        {
+            Batch = errors.shape[0];
+            Classes = errors.shape[1];
+            Pixels = errors.shape[2];
+            // The contiguous copies live in the caller's dispose scope, so the pointers stay valid during the kernel.
+            Errors = Pointer<float>(Dense(errors.detach()));
+            Foreground = Pointer<byte>(Dense(foreground));
+            Valid = Pointer<byte>(Dense(valid.expand(Batch, 1, Pixels)));
+        }
+    }
+
+    static void ExactRow(Inputs view, float* weights, long row, bool perImage)
+    {
+        // The segments of the row: (b, k) for one image, or (b, k) for every image b when the row is class k.
+        long firstImage = perImage ? row / view.Classes : 0;
+        long imageCount = perImage ? 1 : view.Batch;
+        long k = perImage ? row % view.Classes : row;
+        int capacity = (int)(imageCount * view.Pixels);
+        var keys = ArrayPool<uint>.Shared.Rent(capacity);
+        var spareKeys = ArrayPool<uint>.Shared.Rent(capacity);
+        var order = ArrayPool<int>.Shared.Rent(capacity);
+        var spareOrder = ArrayPool<int>.Shared.Rent(capacity);
+        try
+        {
+            int n = 0;
+            long foregroundTotal = 0;
+            for (long b = firstImage; b < firstImage + imageCount; b++)
+            {
+                long offset = (b * view.Classes + k) * view.Pixels, validOffset = b * view.Pixels;
+                for (long i = 0; i < view.Pixels; i++)
+                {
+                    if (view.Valid[validOffset + i] == 0) continue;
+                    keys[n] = DescendingKey(view.Errors[offset + i]);
+                    order[n++] = (int)(offset + i);
+                    foregroundTotal += view.Foreground[offset + i];
+                }
             }
             RadixSort(ref keys, ref order, ref spareKeys, ref spareOrder, n);
             double cumForeground = 0, cumBackground = 0, previous = 0;
             for (int j = 0; j < n; j++)
             {
-                int i = order[j];
-                if ((flags[offset + i] & ForegroundFlag) != 0) cumForeground++; else cumBackground++;
+                int at = order[j];
+                if (view.Foreground[at] != 0) cumForeground++; else cumBackground++;
                 double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
-                weights[offset + i] = (float)(jaccard - previous);
+                weights[at] = (float)(jaccard - previous);
                 previous = jaccard;
             }
         }
@@ -74,7 +286,20 @@ internal static class LovaszCpuKernel
         }
     }
 
-    /// <summary>A key whose unsigned ascending order is the float's descending order (−0 and +0 tie-break, harmlessly).</summary>
+    static ParallelOptions Options() => new() { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) };
+
+    /// <summary>A contiguous tensor whose data starts at its storage's start (what <see cref="Pointer{T}"/> reads).</summary>
+    static Tensor Dense(Tensor t)
+    {
+        var c = t.contiguous();
+        return c.storage_offset() == 0 ? c : c.clone();
+    }
+
+    /// <summary>The address of a dense CPU tensor's data (native memory: no pinning needed).</summary>
+    static T* Pointer<T>(Tensor dense) where T : unmanaged =>
+        (T*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(dense.bytes));
+
+    /// <summary>A key whose unsigned ascending order is the float's descending order.</summary>
     static uint DescendingKey(float value)
     {
         uint bits = BitConverter.SingleToUInt32Bits(value);
@@ -82,31 +307,33 @@ internal static class LovaszCpuKernel
         return ~ascending;
     }
 
-    /// <summary>Stable LSD radix sort of the first n keys, carrying their pixel indices.</summary>
+    /// <summary>Bin of an error in [0,1], numbered from the largest errors down (out-of-range values clamp).</summary>
+    static int Bin(float error, int bins) => bins - 1 - Math.Clamp((int)(error * bins), 0, bins - 1);
+
+    /// <summary>Stable LSD radix sort of the first n keys, carrying their element indices.</summary>
     static void RadixSort(ref uint[] keys, ref int[] order, ref uint[] spareKeys, ref int[] spareOrder, int n)
     {
-        Span<int> shifts = [0, 11, 22];
         Span<int> counts = stackalloc int[3 * 2048];
         counts.Clear();
         for (int i = 0; i < n; i++)
         {
-            uint k = keys[i];
-            counts[(int)(k & 0x7FF)]++;
-            counts[2048 + (int)((k >> 11) & 0x7FF)]++;
-            counts[4096 + (int)(k >> 22)]++;
+            uint key = keys[i];
+            counts[(int)(key & 0x7FF)]++;
+            counts[2048 + (int)((key >> 11) & 0x7FF)]++;
+            counts[4096 + (int)(key >> 22)]++;
         }
         for (int pass = 0; pass < 3; pass++)
         {
             var count = counts.Slice(pass * 2048, 2048);
-            int shift = shifts[pass];
+            int shift = pass * 11;
             if (n == 0 || count[(int)((keys[0] >> shift) & 0x7FF)] == n) continue; // every key shares this digit
             int sum = 0;
             for (int d = 0; d < 2048; d++) { int c = count[d]; count[d] = sum; sum += c; }
             for (int i = 0; i < n; i++)
             {
-                uint k = keys[i];
-                int slot = count[(int)((k >> shift) & 0x7FF)]++;
-                spareKeys[slot] = k;
+                uint key = keys[i];
+                int slot = count[(int)((key >> shift) & 0x7FF)]++;
+                spareKeys[slot] = key;
                 spareOrder[slot] = order[i];
             }
             (keys, spareKeys) = (spareKeys, keys);

@@ -1,0 +1,114 @@
+using Seg.Core.Losses;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Seg.Tests.Losses;
+
+/// <summary>The CPU kernels against the device-generic tensor path they replace on float32 CPU input.</summary>
+public class LovaszKernelTests
+{
+    public LovaszKernelTests() => TensorData.Init();
+
+    /// <summary>[B,K,P] errors and foreground, [B,1,P] valid; image 0 has no valid pixel.</summary>
+    static (Tensor Errors, Tensor Foreground, Tensor Valid) RandomCase(int seed, bool ties)
+    {
+        var g = new Generator((ulong)seed);
+        var errors = rand([3, 4, 700], generator: g);
+        if (ties) errors = (errors * 8).floor() / 8; // many equal errors
+        var valid = rand([3, 1, 700], generator: g).gt(0.1);
+        valid[0] = zeros(1, 700, dtype: ScalarType.Bool);
+        var foreground = rand([3, 4, 700], generator: g).lt(0.3) & valid;
+        return (errors, foreground, valid);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void ExactKernelMatchesGenericPath(bool ties, bool perImage)
+    {
+        using var scope = NewDisposeScope();
+        var (errors, foreground, valid) = RandomCase(ties ? 1 : 2, ties);
+        Assert.True(LovaszCpuKernel.Supports(errors));
+        var kernel = LovaszCpuKernel.ExactWeights(errors, foreground, valid, perImage);
+        var generic = LovaszWeights.ExactGeneric(errors, foreground, valid, perImage);
+        // Per-row losses agree; with ties the individual weights may differ (order within a tie), the loss not.
+        long[] dims = perImage ? [2] : [0, 2];
+        var lossKernel = TensorData.Values((errors * kernel).sum(dims));
+        var lossGeneric = TensorData.Values((errors * generic).sum(dims));
+        Assert.Contains(lossGeneric, v => v > 0.1);
+        for (int r = 0; r < lossKernel.Length; r++) Assert.Equal(lossGeneric[r], lossKernel[r], 1e-5);
+        if (!ties) Assert.True(kernel.allclose(generic, rtol: 1e-4, atol: 1e-6));
+        Assert.Equal(0.0f, kernel[0].abs().sum().item<float>());
+    }
+
+    public static TheoryData<int, bool, string> FusedCases()
+    {
+        var data = new TheoryData<int, bool, string>();
+        foreach (var bins in new[] { 0, 1, 7, 4096 })
+            foreach (var perImage in new[] { false, true })
+                foreach (var selection in new[] { "present", "all", "only" })
+                    data.Add(bins, perImage, selection);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FusedCases))]
+    public void FusedSoftmaxKernelMatchesGenericPath(int bins, bool perImage, string selection)
+    {
+        // Same float32 CPU input through the fused kernel and through the device-generic tensor path:
+        // equal losses and equal gradients.
+        using var scope = NewDisposeScope();
+        var g = new Generator((ulong)(bins * 10 + (perImage ? 1 : 0) + selection.Length));
+        var logits = randn([3, 5, 12, 10], generator: g);
+        var labels = randint(0, 4, [3, 12, 10], generator: g).masked_fill(rand([3, 12, 10], generator: g).lt(0.1), 255);
+        labels[1] = full(12, 10, 255L);                                   // one image without valid pixels
+        var classes = selection switch { "present" => ClassSelection.Present, "all" => ClassSelection.All, _ => ClassSelection.Only(4, 1) };
+        (double Loss, Tensor Grad) Run(bool kernel)
+        {
+            var x = logits.clone().requires_grad_(true);
+            var loss = Lovasz.SoftmaxWithKernelChoice(x.softmax(1), labels, classes, perImage, 255, bins, kernel);
+            loss.backward();
+            return (loss.item<float>(), x.grad!);
+        }
+        var (kernelLoss, kernelGrad) = Run(true);
+        var (genericLoss, genericGrad) = Run(false);
+        Assert.True(genericLoss > 0.05);
+        Assert.Equal(genericLoss, kernelLoss, 1e-5);
+        Assert.True(kernelGrad.allclose(genericGrad, rtol: 1e-3, atol: 1e-6));
+    }
+
+    [Fact]
+    public void ExactKernelOrdersNegativeAndInfiniteErrors()
+    {
+        // Hinge errors can be negative; the order-preserving key must sort them below the positive ones.
+        using var scope = NewDisposeScope();
+        var errors = tensor(new[] { -3f, 2f, -0.5f, float.PositiveInfinity, 0f, 1e-30f }).view(1, 1, 6);
+        var foreground = tensor(new[] { true, false, true, false, true, false }).view(1, 1, 6);
+        var valid = ones(1, 1, 6, dtype: ScalarType.Bool);
+        var kernel = LovaszCpuKernel.ExactWeights(errors, foreground, valid, perImage: true);
+        var generic = LovaszWeights.ExactGeneric(errors, foreground, valid, perImage: true);
+        Assert.True(kernel.allclose(generic, atol: 1e-7));
+    }
+
+    [Fact]
+    public void Float32LossMatchesFloat64Loss()
+    {
+        // float32 on the CPU takes the kernels, float64 the generic path: the public API agrees across them.
+        using var scope = NewDisposeScope();
+        var g = new Generator(4);
+        var p = rand([2, 5, 16, 16], generator: g, dtype: ScalarType.Float64).softmax(1);
+        var labels = randint(0, 5, [2, 16, 16], generator: g).masked_fill(rand([2, 16, 16], generator: g).lt(0.1), 255);
+        foreach (var perImage in new[] { false, true })
+            foreach (var bins in new[] { 0, 64 })
+            {
+                double reference = Lovasz.Softmax(p, labels, perImage: perImage, ignoreIndex: 255, bins: bins).item<double>();
+                double single = Lovasz.Softmax(p.to(ScalarType.Float32), labels, perImage: perImage, ignoreIndex: 255, bins: bins).item<float>();
+                Assert.Equal(reference, single, 1e-5);
+            }
+        var x = randn([2, 16, 16], generator: g, dtype: ScalarType.Float64);
+        var y = randint(0, 2, [2, 16, 16], generator: g);
+        Assert.Equal(Lovasz.Hinge(x, y).item<double>(), Lovasz.Hinge(x.to(ScalarType.Float32), y).item<float>(), 1e-5);
+    }
+}

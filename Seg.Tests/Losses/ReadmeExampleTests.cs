@@ -1,0 +1,38 @@
+using Seg.Core;
+using Seg.Core.Losses;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Seg.Tests.Losses;
+
+/// <summary>Runs the loss-library example of README.md (section "losses"); keep the two in sync.</summary>
+public class ReadmeExampleTests
+{
+    [Fact]
+    public void ReadmeLossExampleRuns()
+    {
+        // --- README example begins ---
+        SegRuntime.Initialize();                       // once, before the first TorchSharp call
+
+        var logits = torch.randn(2, 21, 64, 64, requires_grad: true);   // [B,C,H,W] scores of a model
+        var labels = torch.randint(0, 21, [2, 64, 64]);                  // [B,H,W] class ids, 255 = ignore
+
+        // Functional form on probabilities: exact, or within 1/bins of exact in histogram mode.
+        var exact = Lovasz.Softmax(logits.softmax(1), labels, ClassSelection.Present, ignoreIndex: 255);
+        var approx = Lovasz.Softmax(logits.softmax(1), labels, bins: 4096, ignoreIndex: 255);
+
+        // Module form: cross-entropy alone, then + Lovász-Softmax from 50 % of training.
+        var loss = new CompositeLoss([
+            new LossTerm("ce", new CrossEntropyLoss(ignoreIndex: 255)),
+            new LossTerm("lovasz", new LovaszSoftmaxLoss(perImage: true), Weight: 1.0, Start: 0.5)]);
+        loss.Progress = 0.6;                           // the trainer sets this each step
+        var value = loss.call(logits, labels);
+        value.backward();
+        foreach (var (name, term) in loss.LastValues) Console.WriteLine($"{name}: {term:F4}");
+        // --- README example ends ---
+
+        Assert.InRange(Math.Abs(exact.item<float>() - approx.item<float>()), 0, 1.0 / 4096 + 1e-5);
+        Assert.Equal(new[] { "ce", "lovasz" }, loss.LastValues.Keys.OrderBy(k => k));
+        Assert.True(logits.grad!.isfinite().all().item<bool>());
+    }
+}
