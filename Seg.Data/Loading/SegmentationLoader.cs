@@ -139,6 +139,7 @@ public sealed class SegmentationLoader : IDisposable
         {
             while (true)
             {
+                stop.Token.ThrowIfCancellationRequested();
                 // Keep the prefetch window full: jobs run in FIFO order on the workers.
                 while (pool is not null && pending.Count < options.EffectivePrefetch && source.MoveNext())
                 {
@@ -149,7 +150,6 @@ public sealed class SegmentationLoader : IDisposable
                 long waitStart = Stopwatch.GetTimestamp();
                 if (pool is null)
                 {
-                    stop.Token.ThrowIfCancellationRequested();
                     if (!source.MoveNext()) yield break;
                     cpu = builder.Build(source.Current);
                 }
