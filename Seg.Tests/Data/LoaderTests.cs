@@ -269,3 +269,19 @@ public class LoaderTests
         Assert.Equal(new byte[] { 100, 100, 100, 100, 100, 100, 100, 100, 100 }, Visualization.ToRgbBytes(img));
     }
 }
+
+public class LoaderSmallDatasetTests
+{
+    public LoaderSmallDatasetTests() => SegRuntime.Initialize();
+
+    [Fact]
+    public void DropLastWithTooFewSamplesStillEvaluatesButCannotTrain()
+    {
+        using var loader = new SegmentationLoader(new IndexDataset(3), TransformPipeline.Empty, new LoaderOptions { BatchSize = 4, Workers = 1 }, CPU);
+        Assert.Equal(0, loader.BatchesPerEpoch);
+        using (var b = loader.Epoch().Single()) Assert.Equal(3, b.Count);
+        var e = Assert.Throws<InvalidOperationException>(() => loader.Iterate());
+        Assert.Contains("drop_last", e.Message);
+        Assert.Contains("3 samples", e.Message);
+    }
+}
