@@ -1,0 +1,52 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Engines;
+using Seg.Core;
+using Seg.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Seg.Bench;
+
+/// <summary>
+/// Training-step cost of each <see cref="ModelFactory"/> model on the CPU: forward + mean-square loss + backward
+/// on a batch of 2 images of 256×256 in train mode, reported per image (OperationsPerInvoke = 2), 2 threads.
+/// Macro-benchmark settings (Monitoring: one invocation per iteration, 1 warm-up, 3 measured) keep big models short.
+/// </summary>
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 3)]
+public class ModelForwardBackwardBench
+{
+    const int Batch = 2;
+
+    [Params("resnet18", "resnet34", "resnet50", "resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+        "deeplabv3plus_resnet50", "deeplabv3plus_resnet101", "unet", "unet_resnet34")]
+    public string Model { get; set; } = "resnet18";
+
+    nn.Module<Tensor, Tensor>? model;
+    Tensor? input;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        SegRuntime.Initialize();
+        torch.set_num_threads(2);
+        torch.manual_seed(0);
+        model = ModelFactory.Create(Model, Model.StartsWith("resnet") ? 1000 : 21);
+        model.train();
+        input = randn(Batch, 3, 256, 256);
+    }
+
+    [Benchmark(OperationsPerInvoke = Batch)]
+    public void ForwardBackward()
+    {
+        using var scope = NewDisposeScope();
+        model!.zero_grad();
+        model.forward(input!).square().mean().backward();
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        input?.Dispose();
+        model?.Dispose();
+    }
+}
