@@ -2,20 +2,28 @@ namespace Seg.Data;
 
 /// <summary>
 /// Thread-safe record of the samples a dataset skipped under <see cref="BadSampleMode.Skip"/>, for the trainer's
-/// warning: a count, the first messages, and an event raised for each skip.
+/// warning: how many distinct files were bad, how often a read was skipped, the first messages, and an event
+/// raised for each skip.
 /// </summary>
 public sealed class BadSampleLog
 {
     const int MaxKeptMessages = 20;
     readonly object gate = new();
     readonly List<string> messages = [];
-    int count;
+    readonly HashSet<string> files = [];
+    int events;
 
     /// <summary>Raised (on the thread that read the sample) each time a sample is skipped.</summary>
     public event Action<BadSampleException>? Skipped;
 
-    /// <summary>How many times a sample was skipped (a bad sample read in several epochs counts each time).</summary>
-    public int Count => Volatile.Read(ref count);
+    /// <summary>How many distinct bad files were met.</summary>
+    public int Count
+    {
+        get { lock (gate) return files.Count; }
+    }
+
+    /// <summary>How many reads were skipped (a bad sample read in several epochs counts each time).</summary>
+    public int Events => Volatile.Read(ref events);
 
     /// <summary>The first messages (at most 20), each naming the file and the value at fault.</summary>
     public IReadOnlyList<string> Messages
@@ -27,8 +35,8 @@ public sealed class BadSampleLog
     {
         lock (gate)
         {
-            count++;
-            if (messages.Count < MaxKeptMessages) messages.Add(e.Message);
+            events++;
+            if (files.Add(e.File) && messages.Count < MaxKeptMessages) messages.Add(e.Message);
         }
         Skipped?.Invoke(e);
     }

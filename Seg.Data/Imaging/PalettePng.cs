@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
@@ -59,20 +60,30 @@ public static class PalettePng
         if (idat.Length == 0) throw Corrupt(path, "no IDAT chunk");
 
         int stride = (width * bitDepth + 7) / 8;
-        var raw = new byte[(long)(stride + 1) * height];
-        idat.Position = 0;
+        long rawLength = (long)(stride + 1) * height;
+        if (rawLength > int.MaxValue) throw Corrupt(path, $"image of {width}x{height} is too large");
+        // Pooled: a VOC mask inflates to ~190 KB, and the loader decodes one per sample.
+        var raw = ArrayPool<byte>.Shared.Rent((int)rawLength);
         try
         {
-            using var z = new ZLibStream(idat, CompressionMode.Decompress);
-            z.ReadExactly(raw);
+            idat.Position = 0;
+            try
+            {
+                using var z = new ZLibStream(idat, CompressionMode.Decompress);
+                z.ReadExactly(raw.AsSpan(0, (int)rawLength));
+            }
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+            {
+                throw Corrupt(path, $"image data is truncated or corrupt ({e.Message})");
+            }
+            indices = new Mat(height, width, MatType.CV_8UC1);
+            try { Unfilter(raw, stride, height, width, bitDepth, indices, path); }
+            catch { indices.Dispose(); indices = null; throw; }
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        finally
         {
-            throw Corrupt(path, $"image data is truncated or corrupt ({e.Message})");
+            ArrayPool<byte>.Shared.Return(raw);
         }
-        indices = new Mat(height, width, MatType.CV_8UC1);
-        try { Unfilter(raw, stride, height, width, bitDepth, indices, path); }
-        catch { indices.Dispose(); indices = null; throw; }
         return true;
     }
 

@@ -3,7 +3,8 @@ namespace Seg.Data;
 /// <summary>
 /// A snapshot of a loader's counters since it was made. <see cref="DataWaitPercent"/> is the share of the time
 /// spent inside the loader's enumerations during which the consumer was blocked waiting for a batch: near 0
-/// means the workers keep up with training.
+/// means the workers keep up with training. <c>SkippedSamples</c> counts the distinct bad samples the dataset
+/// skipped (<c>on_bad_sample: skip</c>).
 /// </summary>
 public sealed record LoaderStats(long Batches, long Samples, TimeSpan WaitTime, TimeSpan Elapsed, int SkippedSamples)
 {

@@ -40,14 +40,13 @@ public sealed class SegmentationLoader : IDisposable
         if (options.Workers < 0) throw new ArgumentException($"loader.workers must be 0 or more, got {options.Workers}", nameof(options));
         if (options.Prefetch is <= 0) throw new ArgumentException($"loader.prefetch must be positive, got {options.Prefetch}", nameof(options));
         if (dataset.Count == 0) throw new ArgumentException("the dataset is empty", nameof(dataset));
-        if (options.DropLast && dataset.Count < options.BatchSize)
-            throw new ArgumentException($"loader.drop_last with batch size {options.BatchSize} leaves no batch from a dataset of {dataset.Count} samples; lower the batch size or set drop_last: false", nameof(options));
         (this.dataset, this.options, this.device) = (dataset, options, device);
         builder = new BatchBuilder(dataset, transforms, options.Seed);
         BatchesPerEpoch = options.DropLast ? dataset.Count / options.BatchSize : (dataset.Count + options.BatchSize - 1) / options.BatchSize;
     }
 
-    /// <summary>Training batches per epoch (with drop-last: floor(N / B), else ceil(N / B)).</summary>
+    /// <summary>Training batches per epoch (with drop-last: floor(N / B), else ceil(N / B)); 0 when drop-last leaves
+    /// none, and then only <see cref="Epoch"/> can be used.</summary>
     public int BatchesPerEpoch { get; }
 
     /// <summary>Batches of one evaluation pass through <see cref="Epoch"/>: ceil(N / B).</summary>
@@ -74,10 +73,17 @@ public sealed class SegmentationLoader : IDisposable
     public int[] IndicesOf(long iteration)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(iteration);
+        ThrowIfNoTrainingBatch();
         long epoch = iteration / BatchesPerEpoch;
         int start = (int)(iteration % BatchesPerEpoch) * options.BatchSize;
         var order = Order(epoch);
         return order.AsSpan(start, Math.Min(options.BatchSize, order.Length - start)).ToArray();
+    }
+
+    void ThrowIfNoTrainingBatch()
+    {
+        if (BatchesPerEpoch == 0)
+            throw new InvalidOperationException($"loader.drop_last with batch size {options.BatchSize} leaves no training batch from a dataset of {dataset.Count} samples; lower the batch size or set drop_last: false");
     }
 
     /// <summary>The visiting order of training epoch <paramref name="epoch"/> (a permutation when shuffling).</summary>
@@ -95,6 +101,7 @@ public sealed class SegmentationLoader : IDisposable
     public IEnumerable<SegmentationBatch> Iterate(long fromIteration = 0, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fromIteration);
+        ThrowIfNoTrainingBatch();
         return Run(Jobs(), ct);
 
         IEnumerable<BatchJob> Jobs()
@@ -139,6 +146,7 @@ public sealed class SegmentationLoader : IDisposable
         {
             while (true)
             {
+                stop.Token.ThrowIfCancellationRequested();
                 // Keep the prefetch window full: jobs run in FIFO order on the workers.
                 while (pool is not null && pending.Count < options.EffectivePrefetch && source.MoveNext())
                 {
@@ -149,7 +157,6 @@ public sealed class SegmentationLoader : IDisposable
                 long waitStart = Stopwatch.GetTimestamp();
                 if (pool is null)
                 {
-                    stop.Token.ThrowIfCancellationRequested();
                     if (!source.MoveNext()) yield break;
                     cpu = builder.Build(source.Current);
                 }
