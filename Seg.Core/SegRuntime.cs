@@ -27,7 +27,7 @@ public static class SegRuntime
         lock (Gate)
         {
             if (initialized) return;
-            if (OperatingSystem.IsLinux() && !GlibcxxCompat.HostHasRequiredVersion)
+            if (OperatingSystem.IsLinux() && !GlibcxxCompat.HostHasRequiredVersion && PatchingAllowed)
                 foreach (var dir in NativeSearchDirectories())
                     foreach (var file in Directory.EnumerateFiles(dir, GlibcxxCompat.ShimFileName))
                         TryPatch(file);
@@ -42,6 +42,9 @@ public static class SegRuntime
             Volatile.Write(ref initialized, true);
         }
     }
+
+    /// <summary>Set the environment variable <c>SEG_NATIVE_PATCH=0</c> to forbid start-up patching (files stay untouched).</summary>
+    static bool PatchingAllowed => Environment.GetEnvironmentVariable("SEG_NATIVE_PATCH") != "0";
 
     static void TryPatch(string file)
     {
@@ -81,12 +84,16 @@ public static class SegRuntime
             if (NativeLibrary.TryLoad(file, out _)) continue;
             string reason;
             try { NativeLibrary.Load(file); reason = "unknown"; }
-            catch (Exception e) { reason = e.Message; }
+            catch (Exception e)
+            {
+                // .NET wraps the dynamic loader's message in advice text; its last line is dlerror() itself.
+                reason = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
+            }
             var fix = reason.Contains("GLIBCXX_", StringComparison.Ordinal) || reason.Contains("CXXABI_", StringComparison.Ordinal)
-                ? $"the host's {GlibcxxCompat.HostLibraryPath ?? GlibcxxCompat.LibStdCxx} is older than the library needs. " +
+                ? $"the host's {GlibcxxCompat.HostLibraryPath ?? GlibcxxCompat.LibStdCxx} is older than the library asks for. " +
                   $"Seg marks the spurious {GlibcxxCompat.RequiredVersion} need of {GlibcxxCompat.ShimFileName} weak, " +
-                  "but could not here (is the file read-only?). Fix: rebuild so that the Seg.Core build step patches " +
-                  "the output, make the file writable, or install a libstdc++ from GCC 13 or newer."
+                  "but could not here (read-only file, or SEG_NATIVE_PATCH=0): rebuild so that the Seg.Core build step " +
+                  "patches the output, make the file writable, or install a libstdc++ from GCC 13 or newer."
                 : "install the missing shared library it names (on Debian: apt-get install the package providing it).";
             return new NativeLoadException($"Native library '{file}' failed to load: {reason}. Fix: {fix}", original);
         }

@@ -1,0 +1,146 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Seg.Core.Losses;
+
+/// <summary>Shape, dtype and label checks shared by all losses, with messages that name the loss, the tensors and their shapes.</summary>
+internal static class LossInputs
+{
+    /// <summary>A shape as "[2,3,4,4]".</summary>
+    public static string Shape(Tensor t) => "[" + string.Join(",", t.shape) + "]";
+
+    /// <summary>Labels as int64; floating or boolean labels are rejected because class ids and the ignore index are integers.</summary>
+    public static Tensor IntegerLabels(Tensor labels)
+    {
+        if (labels.dtype == ScalarType.Int64) return labels;
+        if (labels.dtype is ScalarType.Int32 or ScalarType.Int16 or ScalarType.Int8 or ScalarType.Byte)
+            return labels.to(ScalarType.Int64);
+        throw new ArgumentException($"labels {Shape(labels)} must hold integer class ids (int64), not {labels.dtype}.", nameof(labels));
+    }
+
+    /// <summary>Rejects non-floating scores (e.g. labels passed where probabilities belong).</summary>
+    public static void RequireFloating(Tensor t, string name)
+    {
+        if (!t.is_floating_point())
+            throw new ArgumentException($"{name} {Shape(t)} must be a floating-point tensor, not {t.dtype}.", name);
+    }
+
+    /// <summary>The dtype the losses compute in: float64 stays float64, every other float (float16, bfloat16,
+    /// float32) is computed in float32 so that sums over many pixels keep their precision.</summary>
+    public static ScalarType WorkType(Tensor t) => t.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+
+    /// <summary>
+    /// Multi-class module input as ([B,C,H,W] logits, [B,H,W] labels): accepts [B,C,H,W] + [B,H,W] and
+    /// [N,C] + [N] (seen as one image of N×1 pixels).
+    /// </summary>
+    public static (Tensor Logits, Tensor Labels) MultiClass(Tensor logits, Tensor labels)
+    {
+        RequireFloating(logits, "logits");
+        var l = logits.shape;
+        var y = labels.shape;
+        if (l.Length == 4 && y.Length == 3 && y[0] == l[0] && y[1] == l[2] && y[2] == l[3])
+            return (logits, IntegerLabels(labels));
+        if (l.Length == 2 && y.Length == 1 && y[0] == l[0])
+            return (logits.t().unsqueeze(0).unsqueeze(-1), IntegerLabels(labels).view(1, -1, 1));
+        throw new ArgumentException(
+            $"labels {Shape(labels)} do not match logits {Shape(logits)}; expected logits [B,C,H,W] with labels [B,H,W], or logits [N,C] with labels [N].");
+    }
+
+    /// <summary>
+    /// Binary module input as ([B,H,W] scores, [B,H,W] labels): accepts [B,H,W] or [B,1,H,W] with [B,H,W] labels,
+    /// and [N] or [N,1] with [N] labels.
+    /// </summary>
+    public static (Tensor Logits, Tensor Labels) Binary(Tensor logits, Tensor labels)
+    {
+        RequireFloating(logits, "logits");
+        var l = logits.shape;
+        var y = labels.shape;
+        if (y.Length == 3 && l.Length == 4 && l[1] == 1 && l[0] == y[0] && l[2] == y[1] && l[3] == y[2])
+            return (logits.squeeze(1), IntegerLabels(labels));
+        if (y.Length == 3 && l.SequenceEqual(y))
+            return (logits, IntegerLabels(labels));
+        if (y.Length == 1 && (l.Length == 1 || (l.Length == 2 && l[1] == 1)) && l[0] == y[0])
+            return (logits.reshape(1, -1, 1), IntegerLabels(labels).view(1, -1, 1));
+        throw new ArgumentException(
+            $"labels {Shape(labels)} do not match logits {Shape(logits)}; expected logits [B,H,W] or [B,1,H,W] with labels [B,H,W], or logits [N] or [N,1] with labels [N].");
+    }
+
+    /// <summary>Non-ignored pixels (all true when <paramref name="ignoreIndex"/> is null).</summary>
+    public static Tensor ValidMask(Tensor labels, long? ignoreIndex) =>
+        ignoreIndex is long ignore ? labels.ne(ignore) : ones_like(labels, ScalarType.Bool);
+
+    /// <summary>Throws when a non-ignored label lies outside [0, classCount).</summary>
+    public static void RequireLabelsInRange(Tensor labels, Tensor valid, long classCount, string what)
+    {
+        if (labels.numel() == 0) return;
+        using var scope = NewDisposeScope();
+        var bad = (labels.lt(0) | labels.ge(classCount)) & valid;
+        if (bad.any().item<bool>())
+        {
+            var first = labels.masked_select(bad)[0].item<long>();
+            throw new ArgumentException(
+                $"labels {Shape(labels)} hold {first}, outside the {classCount} classes of {what} (and not the ignore index).", "labels");
+        }
+    }
+
+    // Checks used by the softmax-family losses (features/embeddings and labels).
+
+    /// <summary>Features must be embeddings [N,D] or pixel embeddings [B,D,H,W] with D = <paramref name="dim"/>.</summary>
+    internal static void CheckEmbedding(string owner, Tensor features, long dim, string name = "features")
+    {
+        var ok = (features.dim() == 2 || features.dim() == 4) && features.shape[1] == dim;
+        if (!ok)
+            throw new ArgumentException(
+                $"{owner}: {name} must be [N,{dim}] embeddings or [B,{dim},H,W] pixel embeddings; got {Shape(features)}.",
+                name);
+    }
+
+    /// <summary>
+    /// Labels must have the shape of <paramref name="reference"/> without its dimension 1 ([N] for [N,·],
+    /// [B,H,W] for [B,·,H,W]) and an integer type. Returns them as int64.
+    /// </summary>
+    internal static Tensor CheckLabels(string owner, Tensor reference, Tensor labels, string referenceName)
+    {
+        var expected = reference.shape.Where((_, i) => i != 1).ToArray();
+        if (!labels.shape.SequenceEqual(expected))
+            throw new ArgumentException(
+                $"{owner}: labels must be [{string.Join(",", expected)}] to match {referenceName} {Shape(reference)}; " +
+                $"got {Shape(labels)}.", "labels");
+        if (labels.is_floating_point() || labels.is_complex() || labels.dtype == ScalarType.Bool)
+            throw new ArgumentException($"{owner}: labels must be an integer tensor; got {labels.dtype}.", "labels");
+        return labels.dtype == ScalarType.Int64 ? labels.alias() : labels.to_type(ScalarType.Int64);
+    }
+
+    /// <summary>Every label must be a class index in [0, classes) or the ignore index.</summary>
+    internal static void CheckLabelRange(string owner, Tensor labels, long classes, long ignoreIndex)
+    {
+        using var scope = NewDisposeScope();
+        var bad = labels.ne(ignoreIndex).logical_and(labels.lt(0).logical_or(labels.ge(classes)));
+        if (bad.any().item<bool>())
+        {
+            var value = labels.masked_select(bad)[0].item<long>();
+            throw new ArgumentException(
+                $"{owner}: label {value} is outside [0,{classes}) and is not the ignore index {ignoreIndex}.", "labels");
+        }
+    }
+
+    /// <summary>Both tensors must share a dtype (the module's parameters follow <c>.to(dtype)</c>).</summary>
+    internal static void CheckDtype(string owner, Tensor features, Tensor parameter, string parameterName)
+    {
+        if (features.dtype != parameter.dtype)
+            throw new ArgumentException(
+                $"{owner}: features are {features.dtype} but {parameterName} is {parameter.dtype}; " +
+                $"convert the module with .to({features.dtype}) or the features with .to({parameter.dtype}).",
+                "features");
+    }
+
+    /// <summary>
+    /// Mean cross-entropy over the non-ignored entries; zero (still attached to the graph) when every entry is
+    /// ignored, where libtorch's mean would be NaN.
+    /// </summary>
+    internal static Tensor MeanCrossEntropy(Tensor logits, Tensor labels, long ignoreIndex)
+    {
+        if (!labels.ne(ignoreIndex).any().item<bool>()) return logits.sum() * 0.0;
+        return nn.functional.cross_entropy(logits, labels, ignore_index: ignoreIndex);
+    }
+}

@@ -1,0 +1,41 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Seg.Models.Backbones;
+
+/// <summary>ResNet-18/34 residual block: two 3×3 convolutions (He et al. 2016). Names match torchvision's
+/// <c>BasicBlock</c>: <c>conv1</c>, <c>bn1</c>, <c>conv2</c>, <c>bn2</c>, <c>downsample</c>.</summary>
+public sealed class BasicBlock : Module<Tensor, Tensor>
+{
+    /// <summary>Output channels per input "plane".</summary>
+    public const int Expansion = 1;
+
+    readonly Conv2d conv1, conv2;
+    readonly BatchNorm2d bn1, bn2;
+    readonly Sequential? downsample;
+
+    public BasicBlock(long inplanes, long planes, long stride, Sequential? downsample, long dilation) : base(nameof(BasicBlock))
+    {
+        // torchvision refuses dilation here too: its DeepLab variants only use Bottleneck ResNets.
+        if (dilation != 1) throw new NotSupportedException("BasicBlock (resnet18/34) does not support dilation.");
+        conv1 = Layers.Conv3x3(inplanes, planes, stride);
+        bn1 = Layers.Bn(planes);
+        conv2 = Layers.Conv3x3(planes, planes);
+        bn2 = Layers.Bn(planes);
+        this.downsample = downsample;
+        register_module(nameof(conv1), conv1);
+        register_module(nameof(bn1), bn1);
+        register_module(nameof(conv2), conv2);
+        register_module(nameof(bn2), bn2);
+        if (downsample is not null) register_module(nameof(downsample), downsample);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var identity = downsample is null ? x : downsample.forward(x);
+        var y = functional.relu(bn1.forward(conv1.forward(x)));
+        y = bn2.forward(conv2.forward(y));
+        return functional.relu(y.add_(identity));
+    }
+}

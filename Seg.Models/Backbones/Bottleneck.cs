@@ -1,0 +1,44 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Seg.Models.Backbones;
+
+/// <summary>ResNet-50/101 bottleneck block (1×1 → 3×3 → 1×1, stride on the 3×3 as in torchvision's "ResNet V1.5").
+/// Names match torchvision: <c>conv1..3</c>, <c>bn1..3</c>, <c>downsample</c>.</summary>
+public sealed class Bottleneck : Module<Tensor, Tensor>
+{
+    /// <summary>Output channels per input "plane".</summary>
+    public const int Expansion = 4;
+
+    readonly Conv2d conv1, conv2, conv3;
+    readonly BatchNorm2d bn1, bn2, bn3;
+    readonly Sequential? downsample;
+
+    public Bottleneck(long inplanes, long planes, long stride, Sequential? downsample, long dilation) : base(nameof(Bottleneck))
+    {
+        conv1 = Layers.Conv1x1(inplanes, planes);
+        bn1 = Layers.Bn(planes);
+        conv2 = Layers.Conv3x3(planes, planes, stride, dilation);
+        bn2 = Layers.Bn(planes);
+        conv3 = Layers.Conv1x1(planes, planes * Expansion);
+        bn3 = Layers.Bn(planes * Expansion);
+        this.downsample = downsample;
+        register_module(nameof(conv1), conv1);
+        register_module(nameof(bn1), bn1);
+        register_module(nameof(conv2), conv2);
+        register_module(nameof(bn2), bn2);
+        register_module(nameof(conv3), conv3);
+        register_module(nameof(bn3), bn3);
+        if (downsample is not null) register_module(nameof(downsample), downsample);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var identity = downsample is null ? x : downsample.forward(x);
+        var y = functional.relu(bn1.forward(conv1.forward(x)));
+        y = functional.relu(bn2.forward(conv2.forward(y)));
+        y = bn3.forward(conv3.forward(y));
+        return functional.relu(y.add_(identity));
+    }
+}

@@ -1,0 +1,47 @@
+using Seg.Models.Backbones;
+using Seg.Models.Segmentation;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Seg.Models;
+
+/// <summary>
+/// Builds models by name. ResNets map [B, C, H, W] images to [B, numClasses] logits; segmentation models
+/// (which also implement <see cref="ISegmentationModel"/>) map them to [B, numClasses, H, W] logits at the
+/// input resolution. Parameter and buffer names follow torchvision wherever torchvision has the model.
+/// </summary>
+public static class ModelFactory
+{
+    static readonly (string Name, Func<int, ModelOptions, Module<Tensor, Tensor>> Build)[] Catalog =
+    [
+        ("resnet18", (n, o) => ResNetCatalog.Classifier(18, n, o.InChannels)),
+        ("resnet34", (n, o) => ResNetCatalog.Classifier(34, n, o.InChannels)),
+        ("resnet50", (n, o) => ResNetCatalog.Classifier(50, n, o.InChannels)),
+        ("resnet101", (n, o) => ResNetCatalog.Classifier(101, n, o.InChannels)),
+        ("deeplabv3_resnet50", (n, o) => new DeepLabV3(50, n, o)),
+        ("deeplabv3_resnet101", (n, o) => new DeepLabV3(101, n, o)),
+        ("deeplabv3plus_resnet50", (n, o) => new DeepLabV3Plus(50, n, o)),
+        ("deeplabv3plus_resnet101", (n, o) => new DeepLabV3Plus(101, n, o)),
+        ("unet", (n, o) => new UNet(n, o)),
+        ("unet_resnet34", (n, o) => new UNetResNet34(n, o)),
+    ];
+
+    /// <summary>Every name <see cref="Create"/> accepts.</summary>
+    public static IReadOnlyList<string> Names { get; } = Catalog.Select(c => c.Name).ToArray();
+
+    /// <summary>A freshly initialised model (torchvision's initialisation for the ResNet parts).</summary>
+    /// <param name="name">One of <see cref="Names"/> (case-insensitive).</param>
+    /// <param name="numClasses">Output classes (≥ 1).</param>
+    /// <param name="options">Architecture switches; null means defaults.</param>
+    /// <exception cref="ArgumentException">Unknown name (the message lists the valid ones) or bad numClasses/options.</exception>
+    public static Module<Tensor, Tensor> Create(string name, int numClasses, ModelOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (numClasses < 1) throw new ArgumentException($"numClasses must be at least 1, got {numClasses}.", nameof(numClasses));
+        options ??= new ModelOptions();
+        if (options.InChannels < 1) throw new ArgumentException($"InChannels must be at least 1, got {options.InChannels}.", nameof(options));
+        foreach (var (known, build) in Catalog)
+            if (string.Equals(known, name, StringComparison.OrdinalIgnoreCase)) return build(numClasses, options);
+        throw new ArgumentException($"Unknown model '{name}'. Valid names: {string.Join(", ", Names)}.", nameof(name));
+    }
+}

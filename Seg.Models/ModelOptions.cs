@@ -1,0 +1,39 @@
+using static TorchSharp.torch;
+
+namespace Seg.Models;
+
+/// <summary>
+/// Architecture switches for <see cref="ModelFactory.Create"/>. Plain init properties so that a YAML config maps
+/// onto it one to one; every property has a default, and each model reads only the properties that concern it.
+/// </summary>
+public sealed record ModelOptions
+{
+    /// <summary>DeepLabV3/V3+: add torchvision's FCN auxiliary head on <c>layer3</c> (key prefix <c>aux_classifier.</c>).
+    /// Its output comes from <see cref="ISegmentationModel.ForwardWithAux"/>; <c>forward</c> returns the main logits only.</summary>
+    public bool AuxHead { get; init; }
+
+    /// <summary>DeepLabV3+ only: 16 (dilated <c>layer4</c>, ASPP rates 6/12/18) or 8 (dilated <c>layer3</c> and
+    /// <c>layer4</c>, rates 12/24/36). DeepLabV3 keeps torchvision's fixed output stride 8.</summary>
+    public int OutputStride { get; init; } = 16;
+
+    /// <summary>UNet: number of 2× down-sampling steps (1–6).</summary>
+    public int UnetDepth { get; init; } = 4;
+
+    /// <summary>UNet: channels of the first stage; stage <c>i</c> has <c>UnetBaseWidth·2^i</c>.</summary>
+    public int UnetBaseWidth { get; init; } = 64;
+
+    /// <summary>UNet: up-sample with bilinear interpolation (true) or a learned 2×2 transposed convolution (false).</summary>
+    public bool UnetBilinear { get; init; } = true;
+
+    /// <summary>Channels of the input image (3 for RGB). Other values change <c>conv1</c>'s shape, so ImageNet
+    /// weights no longer load into it.</summary>
+    public int InChannels { get; init; } = 3;
+
+    /// <summary>
+    /// When set, every segmentation model builds its final per-pixel classifier (the layer that maps
+    /// <c>inChannels</c> features to <c>numClasses</c> logits, a 1×1 <c>Conv2d</c> by default) as
+    /// <c>HeadFactory(inChannels, numClasses)</c>. The module must map [B, inChannels, h, w] to [B, numClasses, h, w].
+    /// ResNet classifiers and the auxiliary head are not affected.
+    /// </summary>
+    public Func<long, int, nn.Module<Tensor, Tensor>>? HeadFactory { get; init; }
+}

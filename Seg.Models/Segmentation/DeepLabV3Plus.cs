@@ -1,0 +1,90 @@
+using Seg.Models.Backbones;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Seg.Models.Segmentation;
+
+/// <summary>
+/// DeepLabV3+ (Chen, Zhu, Papandreou, Schroff and Adam, "Encoder-Decoder with Atrous Separable Convolution for
+/// Semantic Image Segmentation", ECCV 2018) on a ResNet: ASPP on layer4, a 48-channel 1×1 projection of layer1's
+/// low-level features, concatenation after bilinear up-sampling, two 3×3 256-channel convolutions, and the final
+/// classifier. Output stride 16 (layer4 dilated, rates 6/12/18) or 8 (layer3+4 dilated, rates 12/24/36).
+/// Keys: <c>backbone.*</c> (torchvision ResNet), <c>classifier.project.*</c>, <c>classifier.aspp.*</c>,
+/// <c>classifier.classifier.*</c> (the layout of the widely used VainF/DeepLabV3Plus-Pytorch), optional
+/// <c>aux_classifier.*</c> (FCN head on layer3).
+/// </summary>
+public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel
+{
+    readonly ResNet backbone;
+    readonly DeepLabV3PlusHead classifier;
+    readonly Sequential? aux_classifier;
+
+    public DeepLabV3Plus(int resnetDepth, int numClasses, ModelOptions options) : base(nameof(DeepLabV3Plus))
+    {
+        (bool[] dilate, long[] rates) = options.OutputStride switch
+        {
+            16 => (new[] { false, false, true }, new long[] { 6, 12, 18 }),
+            8 => (new[] { false, true, true }, new long[] { 12, 24, 36 }),
+            _ => throw new ArgumentException($"OutputStride must be 16 or 8 for DeepLabV3+, got {options.OutputStride}.", nameof(options)),
+        };
+        backbone = ResNetCatalog.Backbone(resnetDepth, dilate, options.InChannels);
+        classifier = new DeepLabV3PlusHead(backbone.OutChannels, backbone.LayerChannels[0], numClasses, rates, options);
+        register_module(nameof(backbone), backbone);
+        register_module(nameof(classifier), classifier);
+        if (options.AuxHead)
+        {
+            aux_classifier = Heads.FcnHead(backbone.LayerChannels[2], numClasses);
+            register_module(nameof(aux_classifier), aux_classifier);
+        }
+    }
+
+    public string? BackbonePrefix => "backbone.";
+    public bool HasAuxHead => aux_classifier is not null;
+
+    public override Tensor forward(Tensor input) => ForwardWithAux(input).Out;
+
+    public (Tensor Out, Tensor? Aux) ForwardWithAux(Tensor input)
+    {
+        long h = input.shape[^2], w = input.shape[^1];
+        var f = backbone.Features(input);
+        var outLogits = Layers.Resize(classifier.Decode(f.Layer1, f.Layer4), h, w);
+        var aux = aux_classifier is null ? null : Layers.Resize(aux_classifier.forward(f.Layer3), h, w);
+        return (outLogits, aux);
+    }
+}
+
+/// <summary>The DeepLabV3+ decoder: <c>project</c> (low-level 1×1 to 48 channels), <c>aspp</c>, <c>classifier</c>
+/// (two 3×3 256-channel conv/BN/ReLU, then the final per-pixel classifier at child <c>6</c>).</summary>
+public sealed class DeepLabV3PlusHead : Module<Tensor, Tensor>
+{
+    readonly Sequential project;
+    readonly Aspp aspp;
+    readonly Sequential classifier;
+
+    public DeepLabV3PlusHead(long inChannels, long lowLevelChannels, int numClasses, IReadOnlyList<long> rates, ModelOptions options)
+        : base(nameof(DeepLabV3PlusHead))
+    {
+        project = Sequential(Layers.Conv1x1(lowLevelChannels, 48), Layers.Bn(48), ReLU());
+        aspp = new Aspp(inChannels, rates);
+        classifier = Sequential(
+            Layers.Conv3x3(256 + 48, 256), Layers.Bn(256), ReLU(),
+            Layers.Conv3x3(256, 256), Layers.Bn(256), ReLU(),
+            Layers.Classifier(256, numClasses, options));
+        register_module(nameof(project), project);
+        register_module(nameof(aspp), aspp);
+        register_module(nameof(classifier), classifier);
+    }
+
+    /// <summary>Logits at the low-level features' resolution.</summary>
+    public Tensor Decode(Tensor lowLevel, Tensor high)
+    {
+        var low = project.forward(lowLevel);
+        var context = Layers.Resize(aspp.forward(high), low.shape[^2], low.shape[^1]);
+        return classifier.forward(cat([low, context], 1));
+    }
+
+    /// <summary>Not used on its own: the head needs two inputs; call <see cref="Decode"/>.</summary>
+    public override Tensor forward(Tensor x) =>
+        throw new NotSupportedException("DeepLabV3PlusHead needs low-level and high-level features: call Decode.");
+}
