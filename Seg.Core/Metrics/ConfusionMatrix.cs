@@ -91,8 +91,9 @@ public sealed class ConfusionMatrix : IDisposable
         var batchCounts = perImage.sum(dim: 0); // a bare sum(0) would bind to sum(ScalarType)
         if (counts is null)
         {
-            counts = batchCounts.detach().clone().MoveToOuterDisposeScope();
-            imageIoUSum = zeros(Array.Empty<long>(), ScalarType.Float64, lab.device).MoveToOuterDisposeScope();
+            // The running state outlives every caller's dispose scope: detach it from all of them.
+            counts = batchCounts.detach().clone().DetachFromDisposeScope();
+            imageIoUSum = zeros(Array.Empty<long>(), ScalarType.Float64, lab.device).DetachFromDisposeScope();
         }
         else
         {
@@ -137,8 +138,8 @@ public sealed class ConfusionMatrix : IDisposable
         if (other.counts is null) return;
         if (counts is null)
         {
-            counts = other.counts.clone();
-            imageIoUSum = other.imageIoUSum!.clone();
+            counts = other.counts.clone().DetachFromDisposeScope();
+            imageIoUSum = other.imageIoUSum!.clone().DetachFromDisposeScope();
         }
         else
         {

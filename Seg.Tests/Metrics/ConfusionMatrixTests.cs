@@ -146,3 +146,22 @@ public class ConfusionMatrixTests
 
     static double? Round(double? v) => v is null ? null : Math.Round(v.Value, 12);
 }
+
+public class ConfusionMatrixScopeTests
+{
+    public ConfusionMatrixScopeTests() => SegRuntime.Initialize();
+
+    [Fact]
+    public void StateSurvivesTheCallersDisposeScope()
+    {
+        // Callers update inside their own per-batch scope; the accumulated counts must outlive it.
+        using var cm = new ConfusionMatrix(2);
+        for (var i = 0; i < 2; i++)
+        {
+            using var scope = NewDisposeScope();
+            cm.Update(tensor(new long[] { 0, 1 }), tensor(new long[] { 0, 1 }));
+        }
+        Assert.Equal(new long[,] { { 2, 0 }, { 0, 2 } }, cm.ToArray());
+        Assert.Equal(1.0, SegmentationMetrics.From(cm).ImageMeanIoU, 12);
+    }
+}

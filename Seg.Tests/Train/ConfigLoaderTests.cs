@@ -132,10 +132,10 @@ public class ConfigLoaderTests
     [Fact]
     public void TransformArgumentsArePassedThroughAsValues()
     {
-        var c = ConfigLoader.Parse("data:\n  augment:\n    - { type: random_scale, min: 0.5, max: 2.0 }\n    - { type: random_crop, size: [64, 64] }", "t.yaml");
+        var c = ConfigLoader.Parse("data:\n  augment:\n    - { type: random_scale, range: [0.5, 2.0] }\n    - { type: random_crop, size: [64, 64] }", "t.yaml");
         var augment = c.Data.Augment!;
         Assert.Equal("random_scale", augment[0].Type);
-        Assert.Equal(0.5, augment[0].Args["min"]);
+        Assert.Equal(new List<object?> { 0.5, 2.0 }, augment[0].Args["range"]);
         Assert.Equal(new List<object?> { 64L, 64L }, augment[1].Args["size"]);
         Assert.False(augment[0].Args.ContainsKey("type"));
     }

@@ -93,6 +93,7 @@ public static class ConfigLoader
             UnetDepth = s.Int("unet_depth", 4, 1, 8),
             UnetBaseWidth = s.Int("unet_base_width", 64, 1),
             UnetBilinear = s.Bool("unet_bilinear", true),
+            AuxWeight = s.Double("aux_weight", 0.4, 0.0),
             Head = new HeadConfig
             {
                 Type = head.Choice("type", "linear", "linear", "cosine"),
@@ -121,9 +122,10 @@ public static class ConfigLoader
             OnBadSample = s.Choice("on_bad_sample", "error", "error", "skip"),
             TrainSplit = s.String("train_split", "train"),
             ValSplit = s.String("val_split", "val"),
-            TrainSize = s.OptionalInt("train_size", 1),
-            ValSize = s.OptionalInt("val_size", 1),
-            ImageSize = s.IntList("image_size", 2),
+            Size = s.Int("size", 128, 8),
+            TrainCount = s.OptionalInt("train_count", 1),
+            ValCount = s.OptionalInt("val_count", 1),
+            ClassNames = s.StringList("class_names"),
             Augment = BindTransforms(s, "augment"),
             ValTransforms = BindTransforms(s, "val_transforms"),
         };
@@ -160,6 +162,8 @@ public static class ConfigLoader
                 Temperature = s.Double("temperature", 1.0, 1e-6),
                 Gamma = s.Double("gamma", 2.0, 0.0),
                 Smooth = s.Double("smooth", 1.0, 0.0),
+                Alpha = s.Double("alpha", 1.0, 0.0),
+                Bins = s.Int("bins", 0, 0),
             };
             if (term.End <= term.Start) throw s.Error("end", $"end ({term.End}) must be greater than start ({term.Start})");
             s.RejectUnknownKeys();

@@ -166,6 +166,9 @@ public sealed class ConfigSection
         _ => throw Error(key, "expected a list of values, got a mapping"),
     };
 
+    /// <summary>A list of strings; null when absent.</summary>
+    public IReadOnlyList<string>? StringList(string key) => Items(key);
+
     /// <summary>A nested mapping (absent: an empty section, all defaults).</summary>
     public ConfigSection Section(string key) => Find(key) switch
     {

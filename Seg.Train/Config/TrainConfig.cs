@@ -41,6 +41,8 @@ public sealed record ModelConfig
     public int UnetBaseWidth { get; init; } = 64;
     /// <summary>UNet up-sampling by bilinear interpolation instead of transposed convolution.</summary>
     public bool UnetBilinear { get; init; } = true;
+    /// <summary>Weight of the auxiliary head's loss (same loss terms) when <see cref="AuxHead"/> is on.</summary>
+    public double AuxWeight { get; init; } = 0.4;
     /// <summary>Classifier head (<c>model.head:</c>).</summary>
     public HeadConfig Head { get; init; } = new();
 }
@@ -81,12 +83,14 @@ public sealed record DataConfig
     public string TrainSplit { get; init; } = "train";
     /// <summary>Validation split name.</summary>
     public string ValSplit { get; init; } = "val";
-    /// <summary>Images per split for generated datasets (shapes, fmnist_scenes); null takes the dataset's default.</summary>
-    public int? TrainSize { get; init; }
-    /// <summary>Validation images for generated datasets; null takes the dataset's default.</summary>
-    public int? ValSize { get; init; }
-    /// <summary>Image size [height, width] of generated datasets; null takes the dataset's default.</summary>
-    public IReadOnlyList<int>? ImageSize { get; init; }
+    /// <summary>Side of the square images of generated datasets (shapes, fmnist_scenes).</summary>
+    public int Size { get; init; } = 128;
+    /// <summary>Training samples of a generated dataset (null: the dataset's default).</summary>
+    public int? TrainCount { get; init; }
+    /// <summary>Validation samples of a generated dataset (null: the dataset's default).</summary>
+    public int? ValCount { get; init; }
+    /// <summary>Class names for the <c>folder</c> dataset.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
     /// <summary>Training augmentation, in order (each item: <c>type</c> plus its arguments). Null: a default
     /// pipeline built from <see cref="CropSize"/> (random scale, crop, flip, normalise).</summary>
     public IReadOnlyList<TransformConfig>? Augment { get; init; }
@@ -122,6 +126,10 @@ public sealed record LossTermConfig
     public double Temperature { get; init; } = 1.0;
     /// <summary>Focal loss focusing parameter.</summary>
     public double Gamma { get; init; } = 2.0;
+    /// <summary>Focal loss class-balance factor.</summary>
+    public double Alpha { get; init; } = 1.0;
+    /// <summary>Lovász: 0 for the exact loss, or the number of histogram bins of the approximate one.</summary>
+    public int Bins { get; init; }
     /// <summary>Dice smoothing constant.</summary>
     public double Smooth { get; init; } = 1.0;
 }
