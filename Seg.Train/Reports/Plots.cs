@@ -56,8 +56,7 @@ public static class Plots
         var positions = Enumerable.Range(0, values.Length).Select(i => (double)i).ToArray();
         var labels = metrics.Classes.Select(c => c.IoU is null ? $"{c.Name} (n/a)" : c.Name).ToArray();
         plot.Axes.Bottom.SetTicks(positions, labels);
-        plot.Axes.Bottom.TickLabelStyle.Rotation = 45;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        RotateIfCrowded(plot, labels.Length);
         plot.Axes.SetLimitsY(0, 1);
         plot.Title($"IoU per class (mIoU {metrics.MeanIoU:P1})");
         plot.YLabel("IoU");
@@ -75,13 +74,21 @@ public static class Plots
         var c = classNames.Count;
         var positions = Enumerable.Range(0, c).Select(i => (double)i).ToArray();
         plot.Axes.Bottom.SetTicks(positions, classNames.ToArray());
-        plot.Axes.Bottom.TickLabelStyle.Rotation = 45;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        RotateIfCrowded(plot, c);
         // Heat map row 0 is drawn at the top: label the left axis top-down.
         plot.Axes.Left.SetTicks(positions.Select(p => c - 1 - p).ToArray(), classNames.ToArray());
         plot.Title("Confusion matrix (rows: ground truth, normalised)");
         plot.XLabel("prediction");
         plot.SavePng(path, Width, Width);
+    }
+
+    // Many class names do not fit side by side: slant them and leave room below the axis.
+    static void RotateIfCrowded(Plot plot, int count)
+    {
+        if (count <= 8) return;
+        plot.Axes.Bottom.TickLabelStyle.Rotation = 45;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.MinimumSize = 120;
     }
 
     /// <summary>Each row divided by its sum (rows with no pixels stay 0).</summary>

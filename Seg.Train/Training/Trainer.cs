@@ -70,6 +70,7 @@ public static class Trainer
         using var valLoader = new SegmentationLoader(valSet, valPipeline,
             new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, device);
 
+        if (!request.Resume) ClearPreviousRun(paths);
         Directory.CreateDirectory(paths.Root);
         File.WriteAllText(paths.Config, EffectiveConfig(request));
         var termNames = criterion.Terms.Select(t => t.Name).ToList();
@@ -197,6 +198,17 @@ public static class Trainer
         foreach (var (name, value) in terms)
             if (!double.IsFinite(value)) return new TrainingDivergedException(iteration, name, value);
         return new TrainingDivergedException(iteration, "loss", total);
+    }
+
+    // A fresh run into a used directory starts over: remove the old run's artefacts (only ours), so that stale
+    // checkpoints, TensorBoard events or plots cannot be mistaken for the new run's.
+    static void ClearPreviousRun(RunPaths paths)
+    {
+        if (File.Exists(paths.Last)) Console.WriteLine($"note: {paths.Root} holds an earlier run; starting afresh (use --resume to continue it)");
+        foreach (var dir in new[] { paths.Checkpoints, paths.TensorBoard, paths.Plots })
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        foreach (var file in new[] { paths.TrainLog, paths.EvalLog, paths.Metrics, paths.ReportMarkdown, paths.ReportHtml })
+            if (File.Exists(file)) File.Delete(file);
     }
 
     static string EffectiveConfig(TrainRequest request) =>
