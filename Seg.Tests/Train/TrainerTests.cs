@@ -123,3 +123,40 @@ public class TrainerTests : IDisposable
         }
     }
 }
+
+[Collection("Trainer")]
+public class SoftmaxFamilyWiringTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("seg-cos-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    static readonly string[] CosineRecipe =
+    [
+        "model.head={ type: cosine, margin: arcface, scale: 16, margin_value: 0.2, embedding_dim: 8 }",
+        "loss=[{ type: margin_cross_entropy }, { type: center, weight: 0.1, max_pixels: 256 }]",
+        "train.iterations=4", "train.eval_every=0", "train.checkpoint_every=2",
+    ];
+
+    [Fact]
+    public void CosineHeadWithMarginAndCenterLossTrainsAndResumesBitIdentically()
+    {
+        var straight = Path.Combine(dir, "straight");
+        Trainer.Run(TinyRun.Request(straight, false, CosineRecipe));
+        Assert.StartsWith("iteration,loss,margin_cross_entropy,center,lr", File.ReadAllText(Path.Combine(straight, "train_log.csv")));
+
+        var resumed = Path.Combine(dir, "resumed");
+        Trainer.Run(TinyRun.Request(resumed, false, [.. CosineRecipe, "train.iterations=2"]));
+        Trainer.Run(TinyRun.Request(resumed, true, CosineRecipe));
+        Assert.Equal(File.ReadAllLines(Path.Combine(straight, "train_log.csv"))[3..], File.ReadAllLines(Path.Combine(resumed, "train_log.csv"))[3..]);
+    }
+
+    [Fact]
+    public void CenterLossWithoutCosineHeadIsAConfigError()
+    {
+        var e = Assert.Throws<ConfigException>(() => Trainer.Run(TinyRun.Request(Path.Combine(dir, "bad"), false,
+            "loss=[{ type: cross_entropy }, { type: center }]")));
+        Assert.Equal("loss[1]", e.KeyPath);
+        Assert.Contains("model.head.type: cosine", e.Message);
+    }
+}

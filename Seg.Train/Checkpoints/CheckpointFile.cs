@@ -17,8 +17,11 @@ public static class CheckpointFile
     const string Magic = "SEGCKPT1";
     static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
-    /// <summary>Writes model, optional optimizer and state to <paramref name="path"/> atomically.</summary>
-    public static void Save(string path, CheckpointState state, nn.Module model, optim.Optimizer? optimizer)
+    /// <summary>
+    /// Writes model, optional optimizer, optional loss state (e.g. center-loss centers) and header to
+    /// <paramref name="path"/> atomically.
+    /// </summary>
+    public static void Save(string path, CheckpointState state, nn.Module model, optim.Optimizer? optimizer, nn.Module? lossState = null)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
@@ -36,6 +39,8 @@ public static class CheckpointFile
                     if (optimizer is OptimizerHelper helper) helper.save_state_dict(writer);
                     else if (optimizer is not null)
                         throw new NotSupportedException($"cannot save the state of optimizer {optimizer.GetType().Name}.");
+                    writer.Write(lossState is not null);
+                    lossState?.save(writer);
                     writer.Flush();
                 }
                 stream.Flush(flushToDisk: true);
@@ -61,7 +66,7 @@ public static class CheckpointFile
     /// Loads the model's tensors (strict: names, dtypes and shapes must match) and, when
     /// <paramref name="optimizer"/> is given, the optimizer state. Returns the header.
     /// </summary>
-    public static CheckpointState Load(string path, nn.Module model, optim.Optimizer? optimizer = null)
+    public static CheckpointState Load(string path, nn.Module model, optim.Optimizer? optimizer = null, nn.Module? lossState = null)
     {
         using var reader = Open(path);
         var state = ReadHeader(reader, path);
@@ -78,6 +83,7 @@ public static class CheckpointFile
         {
             if (!hasOptimizer) throw new InvalidDataException($"{path}: holds no optimizer state, so training cannot resume from it.");
             helper.load_state_dict(reader);
+            if (reader.ReadBoolean() && lossState is not null) lossState.load(reader, strict: true);
         }
         return state;
     }

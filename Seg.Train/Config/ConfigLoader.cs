@@ -100,6 +100,7 @@ public static class ConfigLoader
                 Margin = head.Choice("margin", "none", "none", "am", "arcface"),
                 Scale = head.Double("scale", 16.0, 1e-6),
                 MarginValue = head.Double("margin_value", 0.2, 0.0, Math.PI),
+                EmbeddingDim = head.Int("embedding_dim", 64, 1),
             },
         };
         if (m.OutputStride is not (8 or 16 or 32)) throw s.Error("output_stride", $"{m.OutputStride} must be 8, 16 or 32");
@@ -164,6 +165,8 @@ public static class ConfigLoader
                 Smooth = s.Double("smooth", 1.0, 0.0),
                 Alpha = s.Double("alpha", 1.0, 0.0),
                 Bins = s.Int("bins", 0, 0),
+                CenterAlpha = s.Double("center_alpha", 0.5, 0.0, 1.0),
+                MaxPixels = s.Int("max_pixels", 4096, 1),
             };
             if (term.End <= term.Start) throw s.Error("end", $"end ({term.End}) must be greater than start ({term.Start})");
             s.RejectUnknownKeys();

@@ -58,6 +58,8 @@ public sealed record HeadConfig
     public double Scale { get; init; } = 16.0;
     /// <summary>Margin m.</summary>
     public double MarginValue { get; init; } = 0.2;
+    /// <summary>Cosine head embedding size.</summary>
+    public int EmbeddingDim { get; init; } = 64;
 }
 
 /// <summary><c>data:</c> dataset, loader and augmentation.</summary>
@@ -130,6 +132,10 @@ public sealed record LossTermConfig
     public double Alpha { get; init; } = 1.0;
     /// <summary>Lovász: 0 for the exact loss, or the number of histogram bins of the approximate one.</summary>
     public int Bins { get; init; }
+    /// <summary>Center loss: center learning rate α.</summary>
+    public double CenterAlpha { get; init; } = 0.5;
+    /// <summary>Center loss: pixels sampled per step.</summary>
+    public int MaxPixels { get; init; } = 4096;
     /// <summary>Dice smoothing constant.</summary>
     public double Smooth { get; init; } = 1.0;
 }

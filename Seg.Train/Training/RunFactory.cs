@@ -84,7 +84,7 @@ public static class RunFactory
     }
 
     /// <summary>The network, with the configured classifier head, before any weights are loaded.</summary>
-    public static nn.Module<Tensor, Tensor> CreateModel(ModelConfig model, int numClasses, string source)
+    public static nn.Module<Tensor, Tensor> CreateModel(ModelConfig model, int numClasses, string source, HeadHolder? holder = null)
     {
         var options = new ModelOptions
         {
@@ -93,7 +93,7 @@ public static class RunFactory
             UnetDepth = model.UnetDepth,
             UnetBaseWidth = model.UnetBaseWidth,
             UnetBilinear = model.UnetBilinear,
-            HeadFactory = HeadFactories.For(model.Head),
+            HeadFactory = HeadFactories.For(model.Head, holder ?? new HeadHolder()),
         };
         try
         {
@@ -120,8 +120,10 @@ public static class RunFactory
     }
 
     /// <summary>The composite loss of the configured terms.</summary>
-    public static CompositeLoss CreateLoss(IReadOnlyList<LossTermConfig> terms, long ignoreIndex, int numClasses, string source)
+    public static CompositeLoss CreateLoss(IReadOnlyList<LossTermConfig> terms, long ignoreIndex, int numClasses, string source,
+        HeadConfig? head = null, HeadHolder? holder = null)
     {
+        head ??= new HeadConfig();
         var built = new List<LossTerm>();
         for (var i = 0; i < terms.Count; i++)
         {
@@ -138,6 +140,13 @@ public static class RunFactory
                     "lovasz_hinge" => new LovaszHingeLoss(t.PerImage, ignoreIndex, name),
                     "dice" => new DiceLoss(t.Smooth, ignoreIndex, name),
                     "focal" => new FocalLoss(t.Gamma, t.Alpha, ignoreIndex, name),
+                    "margin_cross_entropy" when head.Type == "cosine" => new MarginCrossEntropyLoss(
+                        head.Margin switch { "am" => MarginKind.Am, "arcface" => MarginKind.ArcFace, _ => MarginKind.None },
+                        head.Scale, head.MarginValue, ignoreIndex),
+                    "center" when head.Type == "cosine" && holder is not null => new CenterTerm(
+                        holder, head.EmbeddingDim, numClasses, t.CenterAlpha, t.MaxPixels, ignoreIndex, name),
+                    "margin_cross_entropy" or "center" => throw new ArgumentException(
+                        $"'{t.Type}' works on a cosine head's outputs: set model.head.type: cosine"),
                     _ => throw new ArgumentException($"loss type '{t.Type}' is not available in this build"),
                 };
                 built.Add(new LossTerm(name, loss, t.Weight, t.Start, t.End));

@@ -43,8 +43,9 @@ public static class Trainer
         var trainPipeline = RunFactory.TrainPipeline(config.Data, src);
         var valPipeline = RunFactory.ValPipeline(config.Data, trainPipeline, src);
         var numClasses = trainSet.NumClasses;
-        var model = RunFactory.CreateModel(config.Model, numClasses, src);
-        var criterion = RunFactory.CreateLoss(config.Loss, trainSet.IgnoreIndex, numClasses, src);
+        var heads = new HeadHolder();
+        var model = RunFactory.CreateModel(config.Model, numClasses, src, heads);
+        var criterion = RunFactory.CreateLoss(config.Loss, trainSet.IgnoreIndex, numClasses, src, config.Model.Head, heads);
         model.to(device);
         criterion.to(device);
         var optimizer = RunFactory.CreateOptimizer(config.Optimizer, model.parameters());
@@ -54,7 +55,7 @@ public static class Trainer
         var bestMeanIoU = -1.0;
         if (request.Resume)
         {
-            var state = CheckpointFile.Load(paths.Last, model, optimizer);
+            var state = CheckpointFile.Load(paths.Last, model, optimizer, criterion);
             (start, bestMeanIoU, bestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
             CheckpointFile.RestoreRng(state.RngState);
             if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
@@ -164,13 +165,13 @@ public static class Trainer
                 if (done % config.Train.CheckpointEvery == 0 || done == total)
                 {
                     log.Flush();
-                    CheckpointFile.Save(paths.Last, State(done), model, optimizer);
+                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
                 }
                 if (done >= total) break;
                 if (stop.IsCancellationRequested)
                 {
                     log.Flush();
-                    CheckpointFile.Save(paths.Last, State(done), model, optimizer);
+                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
                     interrupted = true;
                     break;
                 }
