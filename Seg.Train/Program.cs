@@ -1,5 +1,5 @@
 using Seg.Core;
+using Seg.Train.Cli;
 
 SegRuntime.Initialize();
-Console.WriteLine("Seg.Train: not implemented yet");
-return 1;
+return SegCli.Run(args);

@@ -1,0 +1,76 @@
+namespace Seg.Core.Metrics;
+
+/// <summary>
+/// The usual semantic-segmentation scores, computed from a <see cref="ConfusionMatrix"/>. Dataset-level IoU sums
+/// intersections and unions over the whole split before dividing; classes with an empty union are excluded from
+/// the means (their <see cref="ClassMetrics.IoU"/> is null). All scores are fractions in [0, 1].
+/// </summary>
+/// <param name="Classes">Per-class scores, indexed by class.</param>
+/// <param name="MeanIoU">mIoU: mean of the defined per-class IoUs (0 when none is defined).</param>
+/// <param name="PixelAccuracy">aAcc: correctly classified labelled pixels / labelled pixels.</param>
+/// <param name="MeanAccuracy">mAcc: mean per-class recall over classes present in the ground truth.</param>
+/// <param name="MeanDice">mDice: mean of the defined per-class Dice scores.</param>
+/// <param name="ImageMeanIoU">image mIoU: mean over images of each image's mIoU (the measure Lovász-Softmax in
+/// per-image mode optimises); 0 when no image had a labelled pixel.</param>
+/// <param name="LabelledPixels">Number of labelled (not ignored) pixels seen.</param>
+/// <param name="Images">Number of images that contributed to <paramref name="ImageMeanIoU"/>.</param>
+public sealed record SegmentationMetrics(
+    IReadOnlyList<ClassMetrics> Classes, double MeanIoU, double PixelAccuracy, double MeanAccuracy,
+    double MeanDice, double ImageMeanIoU, long LabelledPixels, long Images)
+{
+    /// <summary>Scores from an accumulated matrix; <paramref name="classNames"/> names the classes (optional).</summary>
+    public static SegmentationMetrics From(ConfusionMatrix matrix, IReadOnlyList<string>? classNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(matrix);
+        var imageMean = matrix.ImageCount == 0 ? 0.0 : matrix.ImageIoUSum / matrix.ImageCount;
+        return FromCounts(matrix.ToArray(), classNames, imageMean, matrix.ImageCount);
+    }
+
+    /// <summary>
+    /// Scores from a [C, C] count matrix (row: ground truth, column: prediction). The image mIoU cannot be derived
+    /// from dataset-level counts, so it is passed in.
+    /// </summary>
+    public static SegmentationMetrics FromCounts(long[,] counts, IReadOnlyList<string>? classNames = null,
+        double imageMeanIoU = 0.0, long images = 0)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        var c = counts.GetLength(0);
+        if (counts.GetLength(1) != c)
+            throw new ArgumentException($"counts must be square, got [{c}, {counts.GetLength(1)}].", nameof(counts));
+        if (classNames is not null && classNames.Count != c)
+            throw new ArgumentException($"{classNames.Count} class names given for {c} classes.", nameof(classNames));
+
+        var classes = new List<ClassMetrics>(c);
+        long total = 0, correct = 0;
+        for (var k = 0; k < c; k++)
+        {
+            long tp = counts[k, k], gt = 0, pred = 0;
+            for (var j = 0; j < c; j++) { gt += counts[k, j]; pred += counts[j, k]; }
+            total += gt;
+            correct += tp;
+            var union = gt + pred - tp;
+            classes.Add(new ClassMetrics(
+                k, classNames?[k] ?? k.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                IoU: union > 0 ? (double)tp / union : null,
+                Dice: union > 0 ? 2.0 * tp / (gt + pred) : null,
+                Precision: pred > 0 ? (double)tp / pred : null,
+                Recall: gt > 0 ? (double)tp / gt : null,
+                gt, pred));
+        }
+        return new SegmentationMetrics(
+            classes,
+            MeanIoU: Mean(classes.Select(m => m.IoU)),
+            PixelAccuracy: total > 0 ? (double)correct / total : 0.0,
+            MeanAccuracy: Mean(classes.Select(m => m.Recall)),
+            MeanDice: Mean(classes.Select(m => m.Dice)),
+            ImageMeanIoU: imageMeanIoU,
+            LabelledPixels: total,
+            Images: images);
+    }
+
+    static double Mean(IEnumerable<double?> values)
+    {
+        var defined = values.Where(v => v.HasValue).Select(v => v!.Value).ToList();
+        return defined.Count == 0 ? 0.0 : defined.Average();
+    }
+}

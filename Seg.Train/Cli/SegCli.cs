@@ -1,0 +1,142 @@
+using System.CommandLine;
+using Seg.Data;
+using Seg.Train.Config;
+using Seg.Train.Evaluation;
+using Seg.Train.Prediction;
+using Seg.Train.Training;
+
+namespace Seg.Train.Cli;
+
+/// <summary>
+/// The command line: <c>train</c> (also what no verb does, on the embedded default config), <c>eval</c> and
+/// <c>predict</c>. Exit codes: 0 success, 1 failure (one-line reason on stderr), 2 bad config, 3 diverged
+/// training, 130 interrupted by Ctrl+C (after saving <c>last.ckpt</c>).
+/// </summary>
+public static class SegCli
+{
+    /// <summary>Exit code of a config error.</summary>
+    public const int ConfigError = 2;
+    /// <summary>Exit code of a NaN/Inf loss.</summary>
+    public const int Diverged = 3;
+    /// <summary>Exit code after Ctrl+C.</summary>
+    public const int Interrupted = 130;
+
+    /// <summary>Parses <paramref name="args"/> and runs the verb.</summary>
+    public static int Run(string[] args)
+    {
+        using var interrupt = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (interrupt.IsCancellationRequested) return; // a second Ctrl+C terminates at once
+            e.Cancel = true;
+            interrupt.Cancel();
+            Console.Error.WriteLine("interrupt: finishing this step and saving a checkpoint (Ctrl+C again to abort)");
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            return Build(interrupt.Token).Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>The command tree (exposed for tests of parsing and help).</summary>
+    public static RootCommand Build(CancellationToken interrupt)
+    {
+        var config = new Option<string>("--config", "-c") { Description = "YAML config file (train: default is the embedded configs/default.yaml)" };
+        var set = new Option<string[]>("--set") { Description = "Override a config key: --set key.path=value (repeatable), e.g. --set train.iterations=100" };
+        var output = new Option<string>("--output", "-o") { Description = "Output directory (train: default runs/NAME)" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from OUTPUT/checkpoints/last.ckpt" };
+
+        var train = new Command("train", "Train a model from a YAML config") { config, set, output, resume };
+        train.SetAction(r => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), interrupt)));
+
+        var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings)", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) or weight file", Required = true };
+        var evalSet = new Option<string[]>("--set") { Description = "Override a config key, e.g. --set eval.flip=true (repeatable)" };
+        var evalOutput = new Option<string>("--output", "-o") { Description = "Output directory (default: the run's eval/ folder)" };
+        var eval = new Command("eval", "Evaluate a checkpoint on the validation split (whole-image or sliding-window, optional flip and multi-scale TTA)")
+            { evalConfig, checkpoint, evalSet, evalOutput };
+        eval.SetAction(r => Guard(() =>
+        {
+            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig)!, r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput), interrupt);
+            var m = result.Metrics;
+            Console.WriteLine($"mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}, mAcc {m.MeanAccuracy:P2}, mDice {m.MeanDice:P2}; report: {Path.GetFullPath(paths.ReportHtml)}");
+            return 0;
+        }));
+
+        var predictCheckpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) written by train", Required = true };
+        var input = new Option<string>("--input", "-i") { Description = "An image file or a directory of images", Required = true };
+        var predictOutput = new Option<string>("--output", "-o") { Description = "Directory for colour masks and overlays", Required = true };
+        var predict = new Command("predict", "Predict images with a checkpoint: colour masks in the dataset palette and overlays")
+            { predictCheckpoint, input, predictOutput };
+        predict.SetAction(r => Guard(() =>
+        {
+            var n = Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt);
+            Console.WriteLine($"predicted {n} image(s) into {Path.GetFullPath(r.GetValue(predictOutput)!)}");
+            return 0;
+        }));
+
+        var root = new RootCommand("Seg: semantic segmentation training with Lovász-Softmax. No verb trains the embedded default config into runs/default.")
+            { train, eval, predict };
+        root.SetAction(_ => Guard(() => Train(null, [], null, false, interrupt)));
+        return root;
+    }
+
+    static int Train(string? configPath, string[] overrides, string? output, bool resume, CancellationToken interrupt)
+    {
+        var (yaml, source) = configPath is null ? (ConfigLoader.DefaultYaml(), "embedded default config")
+            : File.Exists(configPath) ? (File.ReadAllText(configPath), configPath)
+            : throw new ConfigException(configPath, "(file)", "config file not found");
+        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume), interrupt);
+        if (outcome.Status == TrainStatus.Interrupted)
+        {
+            Console.Error.WriteLine($"interrupted at iteration {outcome.Iteration}; saved {outcome.Paths.Last}; continue with --resume");
+            return Interrupted;
+        }
+        return 0;
+    }
+
+    /// <summary>Runs a verb, turning failures into a one-line reason on stderr and an exit code.</summary>
+    public static int Guard(Func<int> verb)
+    {
+        try
+        {
+            return verb();
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("SEG_DEBUG") is "1")
+        {
+            Console.Error.WriteLine(e); // full trace for debugging
+            return 1;
+        }
+        catch (ConfigException e)
+        {
+            return Fail("config error: " + e.Message, ConfigError);
+        }
+        catch (TrainingDivergedException e)
+        {
+            return Fail("error: " + e.Message, Diverged);
+        }
+        catch (OperationCanceledException)
+        {
+            return Fail("interrupted", Interrupted);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException)
+        {
+            return Fail("error: " + e.Message, 1);
+        }
+        catch (Exception e)
+        {
+            return Fail($"error: {e.GetType().Name}: {e.Message}", 1);
+        }
+    }
+
+    static int Fail(string message, int code)
+    {
+        Console.Error.WriteLine(message.ReplaceLineEndings(" "));
+        return code;
+    }
+}

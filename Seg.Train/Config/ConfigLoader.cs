@@ -1,0 +1,244 @@
+using System.Reflection;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Seg.Train.Config;
+
+/// <summary>
+/// Reads a <see cref="TrainConfig"/> from YAML, applies <c>--set key.path=value</c> overrides, and validates every
+/// key before anything trains: an unknown key or a bad value throws <see cref="ConfigException"/> naming the key
+/// path and the closest valid key.
+/// </summary>
+public static class ConfigLoader
+{
+    /// <summary>Manifest name of the embedded <c>configs/default.yaml</c>.</summary>
+    public const string DefaultResourceName = "Seg.Train.default.yaml";
+
+    /// <summary>Loss term types the trainer can build.</summary>
+    public static readonly string[] LossTypes =
+        ["cross_entropy", "lovasz_softmax", "lovasz_hinge", "dice", "focal", "margin_cross_entropy", "center"];
+
+    /// <summary>The embedded default config's YAML text.</summary>
+    public static string DefaultYaml()
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(DefaultResourceName)
+            ?? throw new InvalidOperationException($"embedded resource {DefaultResourceName} is missing from Seg.Train.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>The embedded default config with overrides.</summary>
+    public static TrainConfig LoadDefault(IEnumerable<string>? overrides = null) =>
+        Parse(DefaultYaml(), "embedded default config", overrides);
+
+    /// <summary>Reads <paramref name="path"/> and applies overrides.</summary>
+    public static TrainConfig Load(string path, IEnumerable<string>? overrides = null)
+    {
+        if (!File.Exists(path)) throw new ConfigException(path, "(file)", "config file not found");
+        return Parse(File.ReadAllText(path), path, overrides);
+    }
+
+    /// <summary>Parses YAML text; <paramref name="source"/> names it in errors.</summary>
+    public static TrainConfig Parse(string yaml, string source, IEnumerable<string>? overrides = null)
+    {
+        YamlMappingNode root;
+        try
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(yaml));
+            root = stream.Documents.Count == 0 ? new YamlMappingNode()
+                : stream.Documents[0].RootNode as YamlMappingNode
+                  ?? throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)");
+        }
+        catch (YamlException e)
+        {
+            throw new ConfigException(source, "(yaml)", $"line {e.Start.Line}: {e.Message}");
+        }
+        foreach (var assignment in overrides ?? [])
+            Override.Apply(root, assignment);
+        return Bind(new ConfigSection(root, "", source));
+    }
+
+    static TrainConfig Bind(ConfigSection root)
+    {
+        var config = new TrainConfig
+        {
+            Name = root.String("name", "run"),
+            Model = BindModel(root.Section("model")),
+            Data = BindData(root.Section("data")),
+            Loss = BindLoss(root),
+            Optimizer = BindOptimizer(root.Section("optimizer")),
+            Schedule = BindSchedule(root.Section("schedule")),
+            Train = BindTrain(root.Section("train")),
+            Eval = BindEval(root.Section("eval")),
+        };
+        root.RejectUnknownKeys();
+        if (config.Schedule.WarmupIters > config.Train.Iterations)
+            throw new ConfigException(root.Source, "schedule.warmup_iters",
+                $"{config.Schedule.WarmupIters} exceeds train.iterations ({config.Train.Iterations})");
+        if (config.Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+            throw new ConfigException(root.Source, "name", $"'{config.Name}' cannot be a folder name");
+        return config;
+    }
+
+    static ModelConfig BindModel(ConfigSection s)
+    {
+        var head = s.Section("head");
+        var m = new ModelConfig
+        {
+            Name = s.String("name", "unet"),
+            Pretrained = s.OptionalString("pretrained"),
+            AuxHead = s.Bool("aux_head", false),
+            OutputStride = s.Int("output_stride", 16, 8, 32),
+            UnetDepth = s.Int("unet_depth", 4, 1, 8),
+            UnetBaseWidth = s.Int("unet_base_width", 64, 1),
+            UnetBilinear = s.Bool("unet_bilinear", true),
+            AuxWeight = s.Double("aux_weight", 0.4, 0.0),
+            Head = new HeadConfig
+            {
+                Type = head.Choice("type", "linear", "linear", "cosine"),
+                Margin = head.Choice("margin", "none", "none", "am", "arcface"),
+                Scale = head.Double("scale", 16.0, 1e-6),
+                MarginValue = head.Double("margin_value", 0.2, 0.0, Math.PI),
+                EmbeddingDim = head.Int("embedding_dim", 64, 1),
+            },
+        };
+        if (m.OutputStride is not (8 or 16 or 32)) throw s.Error("output_stride", $"{m.OutputStride} must be 8, 16 or 32");
+        head.RejectUnknownKeys();
+        s.RejectUnknownKeys();
+        return m;
+    }
+
+    static DataConfig BindData(ConfigSection s)
+    {
+        var d = new DataConfig
+        {
+            Type = s.String("type", "shapes"),
+            Root = s.OptionalString("root"),
+            NumClasses = s.OptionalInt("num_classes", 1),
+            IgnoreIndex = s.Long("ignore_index", 255),
+            CropSize = s.IntList("crop_size", 2) ?? [512, 512],
+            BatchSize = s.Int("batch_size", 8, 1),
+            Workers = s.Int("workers", 2, 0, 256),
+            OnBadSample = s.Choice("on_bad_sample", "error", "error", "skip"),
+            TrainSplit = s.String("train_split", "train"),
+            ValSplit = s.String("val_split", "val"),
+            Size = s.Int("size", 128, 8),
+            TrainCount = s.OptionalInt("train_count", 1),
+            ValCount = s.OptionalInt("val_count", 1),
+            ClassNames = s.StringList("class_names"),
+            Augment = BindTransforms(s, "augment"),
+            ValTransforms = BindTransforms(s, "val_transforms"),
+        };
+        s.RejectUnknownKeys();
+        return d;
+    }
+
+    static IReadOnlyList<TransformConfig>? BindTransforms(ConfigSection s, string key) =>
+        s.SectionList(key)?.Select(item =>
+        {
+            var type = item.OptionalString("type") ?? throw new ConfigException(item.Source, item.PathOf("type"), "missing: every transform needs a type");
+            return new TransformConfig(type, item.Remaining());
+        }).ToList();
+
+    static IReadOnlyList<LossTermConfig> BindLoss(ConfigSection root)
+    {
+        var items = root.SectionList("loss");
+        if (items is null) return [new LossTermConfig()];
+        if (items.Count == 0) throw root.Error("loss", "expected at least one loss term");
+        var terms = new List<LossTermConfig>();
+        foreach (var s in items)
+        {
+            var term = new LossTermConfig
+            {
+                Type = s.Choice("type", "cross_entropy", LossTypes),
+                Weight = s.Double("weight", 1.0, 0.0),
+                Start = s.Double("start", 0.0, 0.0, 1.0),
+                End = s.Double("end", 1.0, 0.0, 1.0),
+                Name = s.OptionalString("name"),
+                Classes = s.Choice("classes", "present", "present", "all"),
+                PerImage = s.Bool("per_image", false),
+                ClassWeights = s.DoubleList("class_weights", min: 0.0),
+                LabelSmoothing = s.Double("label_smoothing", 0.0, 0.0, 1.0),
+                Temperature = s.Double("temperature", 1.0, 1e-6),
+                Gamma = s.Double("gamma", 2.0, 0.0),
+                Smooth = s.Double("smooth", 1.0, 0.0),
+                Alpha = s.Double("alpha", 1.0, 0.0),
+                Bins = s.Int("bins", 0, 0),
+                CenterAlpha = s.Double("center_alpha", 0.5, 0.0, 1.0),
+                MaxPixels = s.Int("max_pixels", 4096, 1),
+            };
+            if (term.End <= term.Start) throw s.Error("end", $"end ({term.End}) must be greater than start ({term.Start})");
+            s.RejectUnknownKeys();
+            terms.Add(term);
+        }
+        var duplicate = terms.GroupBy(t => t.Name ?? t.Type).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+            throw root.Error("loss", $"two terms are named '{duplicate.Key}'; give one a distinct 'name'");
+        return terms;
+    }
+
+    static OptimizerConfig BindOptimizer(ConfigSection s)
+    {
+        var o = new OptimizerConfig
+        {
+            Type = s.Choice("type", "sgd", "sgd", "adamw"),
+            Lr = s.Double("lr", 0.01, 0.0),
+            Momentum = s.Double("momentum", 0.9, 0.0, 1.0),
+            WeightDecay = s.Double("weight_decay", 0.0005, 0.0),
+            Nesterov = s.Bool("nesterov", false),
+            Betas = s.DoubleList("betas", 2, 0.0, 1.0) ?? [0.9, 0.999],
+        };
+        s.RejectUnknownKeys();
+        return o;
+    }
+
+    static ScheduleConfig BindSchedule(ConfigSection s)
+    {
+        var c = new ScheduleConfig
+        {
+            Type = s.Choice("type", "poly", "poly", "cosine", "constant"),
+            Power = s.Double("power", 0.9, 0.0),
+            WarmupIters = s.Int("warmup_iters", 0, 0),
+            WarmupFactor = s.Double("warmup_factor", 0.001, 0.0, 1.0),
+            MinLr = s.Double("min_lr", 0.0, 0.0),
+        };
+        s.RejectUnknownKeys();
+        return c;
+    }
+
+    static TrainLoopConfig BindTrain(ConfigSection s)
+    {
+        var t = new TrainLoopConfig
+        {
+            Iterations = s.Int("iterations", 20000, 1),
+            EvalEvery = s.Int("eval_every", 2000, 0),
+            CheckpointEvery = s.Int("checkpoint_every", 1000, 1),
+            LogEvery = s.Int("log_every", 1, 1),
+            Seed = s.Int("seed", 0),
+            Device = s.String("device", "auto"),
+            Threads = s.Int("threads", 0, 0, 1024),
+            GradClip = s.Double("grad_clip", 0.0, 0.0),
+        };
+        if (t.Device is not ("auto" or "cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(t.Device, @"^cuda:\d+$"))
+            throw s.Error("device", $"'{t.Device}' is not one of auto, cpu, cuda, cuda:N (closest valid value: '{ClosestKey.Find(t.Device, ["auto", "cpu", "cuda"])}')");
+        s.RejectUnknownKeys();
+        return t;
+    }
+
+    static EvalConfig BindEval(ConfigSection s)
+    {
+        var e = new EvalConfig
+        {
+            Mode = s.Choice("mode", "whole", "whole", "slide"),
+            Window = s.IntList("window", 2) ?? [512, 512],
+            Stride = s.IntList("stride", 2) ?? [341, 341],
+            Flip = s.Bool("flip", false),
+            Scales = s.DoubleList("scales", min: 0.05, max: 8.0) ?? [1.0],
+            BatchSize = s.Int("batch_size", 1, 1),
+            Samples = s.Int("samples", 6, 0, 64),
+        };
+        s.RejectUnknownKeys();
+        return e;
+    }
+}

@@ -1,0 +1,213 @@
+namespace Seg.Train.Config;
+
+/// <summary>
+/// A whole training recipe, as read from YAML (see <see cref="ConfigLoader"/>). Every key has a default, so a
+/// config naming only <c>data.type</c>, <c>data.root</c> and <c>model.name</c> runs.
+/// </summary>
+public sealed record TrainConfig
+{
+    /// <summary>Run name; also the default output folder <c>runs/NAME</c>.</summary>
+    public string Name { get; init; } = "run";
+    /// <summary>Network (<c>model:</c>).</summary>
+    public ModelConfig Model { get; init; } = new();
+    /// <summary>Dataset, loader and augmentation (<c>data:</c>).</summary>
+    public DataConfig Data { get; init; } = new();
+    /// <summary>Loss terms, summed with their weights and schedules (<c>loss:</c>).</summary>
+    public IReadOnlyList<LossTermConfig> Loss { get; init; } = [new LossTermConfig()];
+    /// <summary>Optimizer (<c>optimizer:</c>).</summary>
+    public OptimizerConfig Optimizer { get; init; } = new();
+    /// <summary>Learning-rate schedule (<c>schedule:</c>).</summary>
+    public ScheduleConfig Schedule { get; init; } = new();
+    /// <summary>Loop length, cadence, seed and device (<c>train:</c>).</summary>
+    public TrainLoopConfig Train { get; init; } = new();
+    /// <summary>Evaluation mode and test-time augmentation (<c>eval:</c>).</summary>
+    public EvalConfig Eval { get; init; } = new();
+}
+
+/// <summary><c>model:</c> a <c>Seg.Models.ModelFactory</c> name and its options.</summary>
+public sealed record ModelConfig
+{
+    /// <summary>ModelFactory name, e.g. <c>unet</c>, <c>deeplabv3plus_resnet50</c>.</summary>
+    public string Name { get; init; } = "unet";
+    /// <summary>Optional weights file loaded non-strictly before training (missing/unexpected keys reported).</summary>
+    public string? Pretrained { get; init; }
+    /// <summary>Auxiliary head (DeepLab/FCN family).</summary>
+    public bool AuxHead { get; init; }
+    /// <summary>Output stride of dilated backbones (8 or 16).</summary>
+    public int OutputStride { get; init; } = 16;
+    /// <summary>UNet depth (number of down-sampling stages).</summary>
+    public int UnetDepth { get; init; } = 4;
+    /// <summary>UNet channels of the first stage.</summary>
+    public int UnetBaseWidth { get; init; } = 64;
+    /// <summary>UNet up-sampling by bilinear interpolation instead of transposed convolution.</summary>
+    public bool UnetBilinear { get; init; } = true;
+    /// <summary>Weight of the auxiliary head's loss (same loss terms) when <see cref="AuxHead"/> is on.</summary>
+    public double AuxWeight { get; init; } = 0.4;
+    /// <summary>Classifier head (<c>model.head:</c>).</summary>
+    public HeadConfig Head { get; init; } = new();
+}
+
+/// <summary><c>model.head:</c> the classifier: a plain 1x1 convolution or a cosine (normalised) head with a margin.</summary>
+public sealed record HeadConfig
+{
+    /// <summary><c>linear</c> (default) or <c>cosine</c>.</summary>
+    public string Type { get; init; } = "linear";
+    /// <summary>Cosine head margin: <c>none</c>, <c>am</c> (additive cosine) or <c>arcface</c> (additive angular).</summary>
+    public string Margin { get; init; } = "none";
+    /// <summary>Cosine head scale s.</summary>
+    public double Scale { get; init; } = 16.0;
+    /// <summary>Margin m.</summary>
+    public double MarginValue { get; init; } = 0.2;
+    /// <summary>Cosine head embedding size.</summary>
+    public int EmbeddingDim { get; init; } = 64;
+}
+
+/// <summary><c>data:</c> dataset, loader and augmentation.</summary>
+public sealed record DataConfig
+{
+    /// <summary>Dataset type (DatasetFactory name), e.g. <c>shapes</c>, <c>fmnist_scenes</c>, <c>voc</c>, <c>cityscapes</c>.</summary>
+    public string Type { get; init; } = "shapes";
+    /// <summary>Dataset root folder (unused by generated datasets).</summary>
+    public string? Root { get; init; }
+    /// <summary>Number of classes; null takes the dataset's.</summary>
+    public int? NumClasses { get; init; }
+    /// <summary>Label value that marks pixels to ignore.</summary>
+    public long IgnoreIndex { get; init; } = 255;
+    /// <summary>Training crop [height, width].</summary>
+    public IReadOnlyList<int> CropSize { get; init; } = [512, 512];
+    /// <summary>Images per training batch.</summary>
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Loader worker threads.</summary>
+    public int Workers { get; init; } = 2;
+    /// <summary><c>error</c> (stop naming the file) or <c>skip</c> for unreadable or inconsistent samples.</summary>
+    public string OnBadSample { get; init; } = "error";
+    /// <summary>Training split name.</summary>
+    public string TrainSplit { get; init; } = "train";
+    /// <summary>Validation split name.</summary>
+    public string ValSplit { get; init; } = "val";
+    /// <summary>Side of the square images of generated datasets (shapes, fmnist_scenes).</summary>
+    public int Size { get; init; } = 128;
+    /// <summary>Training samples of a generated dataset (null: the dataset's default).</summary>
+    public int? TrainCount { get; init; }
+    /// <summary>Validation samples of a generated dataset (null: the dataset's default).</summary>
+    public int? ValCount { get; init; }
+    /// <summary>Class names for the <c>folder</c> dataset.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
+    /// <summary>Training augmentation, in order (each item: <c>type</c> plus its arguments). Null: a default
+    /// pipeline built from <see cref="CropSize"/> (random scale, crop, flip, normalise).</summary>
+    public IReadOnlyList<TransformConfig>? Augment { get; init; }
+    /// <summary>Validation transforms (normalise by default).</summary>
+    public IReadOnlyList<TransformConfig>? ValTransforms { get; init; }
+}
+
+/// <summary>One transform: a TransformFactory type name and its arguments as written in YAML.</summary>
+public sealed record TransformConfig(string Type, IReadOnlyDictionary<string, object?> Args);
+
+/// <summary>One <c>loss:</c> term (a CompositeLoss LossTerm).</summary>
+public sealed record LossTermConfig
+{
+    /// <summary><c>cross_entropy</c>, <c>lovasz_softmax</c>, <c>lovasz_hinge</c>, <c>dice</c>, <c>focal</c>, <c>margin_cross_entropy</c>, <c>center</c>.</summary>
+    public string Type { get; init; } = "cross_entropy";
+    /// <summary>Term weight.</summary>
+    public double Weight { get; init; } = 1.0;
+    /// <summary>Fraction of training at which the term switches on.</summary>
+    public double Start { get; init; }
+    /// <summary>Fraction of training at which the term switches off.</summary>
+    public double End { get; init; } = 1.0;
+    /// <summary>Name used in logs (default: the type).</summary>
+    public string? Name { get; init; }
+    /// <summary>Lovász: <c>present</c> (classes in the batch) or <c>all</c>.</summary>
+    public string Classes { get; init; } = "present";
+    /// <summary>Lovász: compute per image and average.</summary>
+    public bool PerImage { get; init; }
+    /// <summary>Cross-entropy: per-class weights (null: none).</summary>
+    public IReadOnlyList<double>? ClassWeights { get; init; }
+    /// <summary>Cross-entropy label smoothing.</summary>
+    public double LabelSmoothing { get; init; }
+    /// <summary>Cross-entropy logit temperature.</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Focal loss focusing parameter.</summary>
+    public double Gamma { get; init; } = 2.0;
+    /// <summary>Focal loss class-balance factor.</summary>
+    public double Alpha { get; init; } = 1.0;
+    /// <summary>Lovász: 0 for the exact loss, or the number of histogram bins of the approximate one.</summary>
+    public int Bins { get; init; }
+    /// <summary>Center loss: center learning rate α.</summary>
+    public double CenterAlpha { get; init; } = 0.5;
+    /// <summary>Center loss: pixels sampled per step.</summary>
+    public int MaxPixels { get; init; } = 4096;
+    /// <summary>Dice smoothing constant.</summary>
+    public double Smooth { get; init; } = 1.0;
+}
+
+/// <summary><c>optimizer:</c></summary>
+public sealed record OptimizerConfig
+{
+    /// <summary><c>sgd</c> or <c>adamw</c>.</summary>
+    public string Type { get; init; } = "sgd";
+    /// <summary>Base learning rate.</summary>
+    public double Lr { get; init; } = 0.01;
+    /// <summary>SGD momentum.</summary>
+    public double Momentum { get; init; } = 0.9;
+    /// <summary>Weight decay.</summary>
+    public double WeightDecay { get; init; } = 0.0005;
+    /// <summary>SGD Nesterov momentum.</summary>
+    public bool Nesterov { get; init; }
+    /// <summary>AdamW betas.</summary>
+    public IReadOnlyList<double> Betas { get; init; } = [0.9, 0.999];
+}
+
+/// <summary><c>schedule:</c> the learning rate as a function of the global iteration (no scheduler state).</summary>
+public sealed record ScheduleConfig
+{
+    /// <summary><c>poly</c>, <c>cosine</c> or <c>constant</c>.</summary>
+    public string Type { get; init; } = "poly";
+    /// <summary>Poly exponent.</summary>
+    public double Power { get; init; } = 0.9;
+    /// <summary>Linear warm-up length in iterations.</summary>
+    public int WarmupIters { get; init; }
+    /// <summary>Warm-up starts at lr × this factor.</summary>
+    public double WarmupFactor { get; init; } = 0.001;
+    /// <summary>Floor of the cosine and poly schedules.</summary>
+    public double MinLr { get; init; }
+}
+
+/// <summary><c>train:</c> loop length and cadence.</summary>
+public sealed record TrainLoopConfig
+{
+    /// <summary>Total optimizer steps.</summary>
+    public int Iterations { get; init; } = 20000;
+    /// <summary>Evaluate on the validation split every N iterations (and at the end); 0: only at the end.</summary>
+    public int EvalEvery { get; init; } = 2000;
+    /// <summary>Write <c>last.ckpt</c> every N iterations (and at the end).</summary>
+    public int CheckpointEvery { get; init; } = 1000;
+    /// <summary>Append a <c>train_log.csv</c> row every N iterations.</summary>
+    public int LogEvery { get; init; } = 1;
+    /// <summary>Seed of weights, data order and augmentation.</summary>
+    public int Seed { get; init; }
+    /// <summary><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>CPU threads for torch (0: leave torch's default).</summary>
+    public int Threads { get; init; }
+    /// <summary>Clip the global gradient norm to this value (0: off).</summary>
+    public double GradClip { get; init; }
+}
+
+/// <summary><c>eval:</c> how validation and <c>eval</c> predict.</summary>
+public sealed record EvalConfig
+{
+    /// <summary><c>whole</c> (one forward per image) or <c>slide</c> (overlapping windows).</summary>
+    public string Mode { get; init; } = "whole";
+    /// <summary>Sliding window [height, width].</summary>
+    public IReadOnlyList<int> Window { get; init; } = [512, 512];
+    /// <summary>Sliding stride [height, width].</summary>
+    public IReadOnlyList<int> Stride { get; init; } = [341, 341];
+    /// <summary>Average with the horizontally flipped prediction.</summary>
+    public bool Flip { get; init; }
+    /// <summary>Multi-scale test: image scale factors whose softmax outputs are averaged.</summary>
+    public IReadOnlyList<double> Scales { get; init; } = [1.0];
+    /// <summary>Validation batch size (whole mode).</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>Sample overlays in the report.</summary>
+    public int Samples { get; init; } = 6;
+}

@@ -1,0 +1,48 @@
+using Seg.Data;
+using Seg.Models;
+using Seg.Train.Checkpoints;
+using Seg.Train.Cli;
+using Seg.Train.Config;
+using Seg.Train.Reports;
+using Seg.Train.Training;
+using TorchSharp;
+
+namespace Seg.Train.Evaluation;
+
+/// <summary>
+/// <c>eval</c>: scores a checkpoint (a <c>.ckpt</c>, or any weight file <c>StateDict</c> reads) on the config's
+/// validation split with the config's <c>eval</c> settings, and writes <c>metrics.json</c> and the reports.
+/// </summary>
+public static class EvalCommand
+{
+    /// <summary>Evaluates; returns the metrics' run paths.</summary>
+    public static (EvalResult Result, RunPaths Paths) Run(string configPath, IReadOnlyList<string> overrides, string checkpoint,
+        string? output, CancellationToken ct = default)
+    {
+        var config = ConfigLoader.Load(configPath, overrides);
+        if (!File.Exists(checkpoint)) throw new FileNotFoundException($"--checkpoint: no such file: {checkpoint}", checkpoint);
+        var paths = new RunPaths(output ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))!, "eval"));
+        if (config.Train.Threads > 0) TorchSharp.torch.set_num_threads(config.Train.Threads);
+        var device = RunFactory.ResolveDevice(config.Train.Device, configPath);
+        var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.Train.Seed, configPath);
+        var pipeline = RunFactory.ValPipeline(config.Data, RunFactory.TrainPipeline(config.Data, configPath), configPath);
+        var model = RunFactory.CreateModel(config.Model, valSet.NumClasses, configPath);
+
+        long iterations = 0;
+        if (Path.GetExtension(checkpoint) == ".ckpt")
+            iterations = CheckpointFile.Load(checkpoint, model).Iteration;
+        else
+            StateDict.LoadInto(model, checkpoint, strict: true);
+        model.to(device);
+
+        using var loader = new SegmentationLoader(valSet, pipeline,
+            new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, device);
+        var result = Progress.Run("eval", loader.EvalBatches, 0, progress =>
+            Evaluator.Evaluate(model, loader, config.Eval, valSet.ClassNames, valSet.IgnoreIndex, ct, (done, _) => progress.Update(done, "")));
+        Directory.CreateDirectory(paths.Root);
+        MetricsJson.Write(paths.Metrics, result.Metrics, iterations);
+        ReportWriter.Write(paths, new ReportData($"{config.Name} (eval)", iterations, Path.GetFullPath(checkpoint), result,
+            valSet.Palette, pipeline.Normalization, valSet.IgnoreIndex, null));
+        return (result, paths);
+    }
+}

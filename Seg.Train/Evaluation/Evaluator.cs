@@ -1,0 +1,59 @@
+using System.Diagnostics;
+using Seg.Core.Metrics;
+using Seg.Data;
+using Seg.Train.Config;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Seg.Train.Evaluation;
+
+/// <summary>One evaluated image kept for the report: image [3, H, W], ground truth and prediction [H, W] (CPU).</summary>
+public sealed record EvalSample(string Id, Tensor Image, Tensor Label, Tensor Prediction);
+
+/// <summary>The outcome of one pass over a split.</summary>
+public sealed record EvalResult(SegmentationMetrics Metrics, long[,] Counts, IReadOnlyList<EvalSample> Samples, TimeSpan Elapsed, int Images);
+
+/// <summary>Runs a model over an evaluation loader and scores it with a <see cref="ConfusionMatrix"/>.</summary>
+public static class Evaluator
+{
+    /// <summary>
+    /// Predicts every batch of <paramref name="loader"/>'s evaluation pass (in eval mode, without gradients) and
+    /// accumulates the confusion matrix on the model's device; keeps the first <c>eval.samples</c> images.
+    /// </summary>
+    public static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, SegmentationLoader loader, EvalConfig eval,
+        IReadOnlyList<string> classNames, long ignoreIndex, CancellationToken ct = default, Action<int, int>? progress = null)
+    {
+        var watch = Stopwatch.StartNew();
+        var wasTraining = model.training;
+        model.eval();
+        var samples = new List<EvalSample>();
+        using var matrix = new ConfusionMatrix(classNames.Count, ignoreIndex);
+        var images = 0;
+        var batchIndex = 0;
+        try
+        {
+            using var _ = no_grad();
+            foreach (var batch in loader.Epoch(0, ct))
+            {
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    var predictions = Inference.Probabilities(model, batch.Images, eval).argmax(1);
+                    matrix.Update(predictions, batch.Labels);
+                    for (var i = 0; i < batch.Count && samples.Count < eval.Samples; i++)
+                        samples.Add(new EvalSample(batch.Ids[i],
+                            batch.Images[i].cpu().DetachFromDisposeScope(),
+                            batch.Labels[i].cpu().DetachFromDisposeScope(),
+                            predictions[i].cpu().DetachFromDisposeScope()));
+                    images += batch.Count;
+                }
+                progress?.Invoke(++batchIndex, loader.EvalBatches);
+            }
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+        return new EvalResult(SegmentationMetrics.From(matrix, classNames), matrix.ToArray(), samples, watch.Elapsed, images);
+    }
+}

@@ -1,0 +1,50 @@
+using OpenCvSharp;
+using Seg.Data;
+
+namespace Seg.Train.Prediction;
+
+/// <summary>Unlabelled images from files, as a dataset (every mask pixel ignored), so that the loader batches them.</summary>
+public sealed class ImageFilesDataset(IReadOnlyList<string> files, IReadOnlyList<string> classNames,
+    IReadOnlyList<(byte R, byte G, byte B)> palette) : ISegmentationDataset
+{
+    /// <summary>Image file extensions <see cref="Find"/> picks up.</summary>
+    public static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"];
+
+    /// <summary>The file itself, or the images directly inside a directory (sorted by name).</summary>
+    public static IReadOnlyList<string> Find(string input)
+    {
+        if (File.Exists(input)) return [input];
+        if (!Directory.Exists(input)) throw new FileNotFoundException($"--input: no such file or directory: {input}", input);
+        var files = Directory.EnumerateFiles(input)
+            .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+            .Order(StringComparer.Ordinal).ToList();
+        return files.Count > 0 ? files : throw new FileNotFoundException($"--input: no images ({string.Join(", ", Extensions)}) in {input}", input);
+    }
+
+    /// <summary>The files, in order.</summary>
+    public IReadOnlyList<string> Files => files;
+    /// <inheritdoc />
+    public int Count => files.Count;
+    /// <inheritdoc />
+    public int NumClasses => classNames.Count;
+    /// <inheritdoc />
+    public long IgnoreIndex => 255;
+    /// <inheritdoc />
+    public IReadOnlyList<string> ClassNames => classNames;
+    /// <inheritdoc />
+    public IReadOnlyList<(byte R, byte G, byte B)> Palette => palette;
+
+    /// <inheritdoc />
+    public SegmentationSample Get(int index)
+    {
+        var path = files[index];
+        var image = Cv2.ImRead(path, ImreadModes.Color);
+        if (image.Empty())
+        {
+            image.Dispose();
+            throw new InvalidDataException($"{path}: not a readable image");
+        }
+        var mask = new Mat(image.Rows, image.Cols, MatType.CV_8UC1, new Scalar(255));
+        return new SegmentationSample(image, mask, Path.GetFileNameWithoutExtension(path));
+    }
+}

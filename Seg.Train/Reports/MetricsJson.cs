@@ -1,0 +1,48 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Seg.Core.Metrics;
+
+namespace Seg.Train.Reports;
+
+/// <summary>
+/// <c>metrics.json</c>: <c>{"mIoU", "aAcc", "mAcc", "mDice", "image_mIoU", "iterations", "classes": [{"name", "iou",
+/// "acc", "dice", ...}]}</c>, fractions in [0, 1]. A class with an empty union has <c>"iou": null</c> and
+/// <c>"excluded": true</c> (it is left out of the means).
+/// </summary>
+public static class MetricsJson
+{
+    /// <summary>The JSON object for <paramref name="metrics"/> after <paramref name="iterations"/> training steps.</summary>
+    public static JsonObject ToJson(SegmentationMetrics metrics, long iterations)
+    {
+        var classes = new JsonArray();
+        foreach (var c in metrics.Classes)
+            classes.Add(new JsonObject
+            {
+                ["name"] = c.Name,
+                ["iou"] = c.IoU,
+                ["acc"] = c.Accuracy,
+                ["dice"] = c.Dice,
+                ["precision"] = c.Precision,
+                ["recall"] = c.Recall,
+                ["excluded"] = c.IoU is null,
+            });
+        return new JsonObject
+        {
+            ["mIoU"] = metrics.MeanIoU,
+            ["aAcc"] = metrics.PixelAccuracy,
+            ["mAcc"] = metrics.MeanAccuracy,
+            ["mDice"] = metrics.MeanDice,
+            ["image_mIoU"] = metrics.ImageMeanIoU,
+            ["iterations"] = iterations,
+            ["images"] = metrics.Images,
+            ["classes"] = classes,
+        };
+    }
+
+    /// <summary>Writes <c>metrics.json</c>.</summary>
+    public static void Write(string path, SegmentationMetrics metrics, long iterations)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        File.WriteAllText(path, ToJson(metrics, iterations).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+}

@@ -1,0 +1,133 @@
+using ScottPlot;
+using Seg.Core.Metrics;
+
+namespace Seg.Train.Reports;
+
+/// <summary>The report's charts as PNG files (ScottPlot): loss and mIoU curves, per-class IoU bars, confusion heat map.</summary>
+public static class Plots
+{
+    const int Width = 800, Height = 450;
+
+    /// <summary>Total loss and each term against iteration (a moving average smooths the noise of single steps).</summary>
+    public static void LossCurve(string path, IReadOnlyList<TrainLogRow> rows)
+    {
+        var plot = new Plot();
+        if (rows.Count > 0)
+        {
+            var xs = rows.Select(r => (double)r.Iteration).ToArray();
+            AddLine(plot, xs, Smooth(rows.Select(r => r.Loss).ToArray()), "loss");
+            foreach (var term in rows[0].Terms.Keys)
+            {
+                var ys = Smooth(rows.Select(r => r.Terms[term]).ToArray());
+                AddLine(plot, xs, ys, term);
+            }
+            plot.ShowLegend();
+        }
+        plot.Title("Training loss");
+        plot.XLabel("iteration");
+        plot.YLabel("loss (moving average)");
+        plot.SavePng(path, Width, Height);
+    }
+
+    /// <summary>Validation mIoU and image mIoU against iteration.</summary>
+    public static void MeanIoUCurve(string path, IReadOnlyList<(long Iteration, double MeanIoU, double ImageMeanIoU)> rows)
+    {
+        var plot = new Plot();
+        if (rows.Count > 0)
+        {
+            var xs = rows.Select(r => (double)r.Iteration).ToArray();
+            AddLine(plot, xs, rows.Select(r => r.MeanIoU).ToArray(), "mIoU");
+            AddLine(plot, xs, rows.Select(r => r.ImageMeanIoU).ToArray(), "image mIoU");
+            plot.ShowLegend();
+        }
+        plot.Axes.SetLimitsY(0, 1);
+        plot.Title("Validation mIoU");
+        plot.XLabel("iteration");
+        plot.YLabel("mIoU");
+        plot.SavePng(path, Width, Height);
+    }
+
+    /// <summary>IoU per class (classes excluded from the mean are drawn at 0 and named "(n/a)").</summary>
+    public static void ClassIoUBars(string path, SegmentationMetrics metrics)
+    {
+        var plot = new Plot();
+        var values = metrics.Classes.Select(c => c.IoU ?? 0.0).ToArray();
+        plot.Add.Bars(values);
+        var positions = Enumerable.Range(0, values.Length).Select(i => (double)i).ToArray();
+        var labels = metrics.Classes.Select(c => c.IoU is null ? $"{c.Name} (n/a)" : c.Name).ToArray();
+        plot.Axes.Bottom.SetTicks(positions, labels);
+        RotateIfCrowded(plot, labels.Length);
+        plot.Axes.SetLimitsY(0, 1);
+        plot.Title($"IoU per class (mIoU {metrics.MeanIoU:P1})");
+        plot.YLabel("IoU");
+        plot.SavePng(path, Width, Height + 100);
+    }
+
+    /// <summary>Confusion matrix with rows normalised to sum 1 (row: ground truth, column: prediction).</summary>
+    public static void ConfusionHeatmap(string path, long[,] counts, IReadOnlyList<string> classNames)
+    {
+        var plot = new Plot();
+        var normalised = NormaliseRows(counts);
+        var heatmap = plot.Add.Heatmap(normalised);
+        heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
+        plot.Add.ColorBar(heatmap);
+        var c = classNames.Count;
+        var positions = Enumerable.Range(0, c).Select(i => (double)i).ToArray();
+        plot.Axes.Bottom.SetTicks(positions, classNames.ToArray());
+        RotateIfCrowded(plot, c);
+        // Heat map row 0 is drawn at the top: label the left axis top-down.
+        plot.Axes.Left.SetTicks(positions.Select(p => c - 1 - p).ToArray(), classNames.ToArray());
+        plot.Title("Confusion matrix (rows: ground truth, normalised)");
+        plot.XLabel("prediction");
+        plot.SavePng(path, Width, Width);
+    }
+
+    // Many class names do not fit side by side: slant them and leave room below the axis.
+    static void RotateIfCrowded(Plot plot, int count)
+    {
+        if (count <= 8) return;
+        plot.Axes.Bottom.TickLabelStyle.Rotation = 45;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.MinimumSize = 120;
+    }
+
+    /// <summary>Each row divided by its sum (rows with no pixels stay 0).</summary>
+    public static double[,] NormaliseRows(long[,] counts)
+    {
+        int n = counts.GetLength(0), m = counts.GetLength(1);
+        var result = new double[n, m];
+        for (var i = 0; i < n; i++)
+        {
+            long sum = 0;
+            for (var j = 0; j < m; j++) sum += counts[i, j];
+            for (var j = 0; j < m; j++) result[i, j] = sum == 0 ? 0 : (double)counts[i, j] / sum;
+        }
+        return result;
+    }
+
+    static void AddLine(Plot plot, double[] xs, double[] ys, string label)
+    {
+        var keep = ys.Select((y, i) => (y, i)).Where(p => double.IsFinite(p.y)).ToArray();
+        if (keep.Length == 0) return;
+        var scatter = plot.Add.Scatter(keep.Select(p => xs[p.i]).ToArray(), keep.Select(p => p.y).ToArray());
+        scatter.LegendText = label;
+        scatter.MarkerSize = keep.Length > 50 ? 0 : 5;
+    }
+
+    /// <summary>Trailing moving average over up to 1 % of the points (at least 1); NaN entries stay NaN.</summary>
+    public static double[] Smooth(double[] values)
+    {
+        var window = Math.Max(1, values.Length / 100);
+        var result = new double[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (double.IsNaN(values[i])) { result[i] = double.NaN; continue; }
+            double sum = 0;
+            var n = 0;
+            for (var j = Math.Max(0, i - window + 1); j <= i; j++)
+                if (!double.IsNaN(values[j])) { sum += values[j]; n++; }
+            result[i] = sum / n;
+        }
+        return result;
+    }
+}

@@ -1,0 +1,142 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Seg.Core.Metrics;
+using Seg.Data.Transforms;
+using Seg.Train.Evaluation;
+using Seg.Train.Training;
+
+namespace Seg.Train.Reports;
+
+/// <summary>What a report shows.</summary>
+/// <param name="Title">Heading (run name).</param>
+/// <param name="Iterations">Training iterations behind the scored model.</param>
+/// <param name="Checkpoint">Which checkpoint was scored (for eval reports) or null.</param>
+/// <param name="Evaluation">Scores, counts and kept samples.</param>
+/// <param name="Palette">Dataset palette.</param>
+/// <param name="Normalization">The pipeline's normalisation (to draw images).</param>
+/// <param name="IgnoreIndex">Ignored label.</param>
+/// <param name="Timing">Training throughput, or null for eval-only reports.</param>
+public sealed record ReportData(
+    string Title, long Iterations, string? Checkpoint, EvalResult Evaluation,
+    IReadOnlyList<(byte R, byte G, byte B)> Palette, Normalize? Normalization, long IgnoreIndex, RunTiming? Timing);
+
+/// <summary>
+/// Writes <c>report.md</c> (with PNGs in <c>plots/</c>) and a self-contained <c>report.html</c> (the same PNGs
+/// inlined): summary scores, per-class table and bar chart, confusion heat map, loss and mIoU curves, sample
+/// overlays and timing.
+/// </summary>
+public static class ReportWriter
+{
+    /// <summary>Writes both reports into <paramref name="paths"/>' root.</summary>
+    public static void Write(RunPaths paths, ReportData data)
+    {
+        Directory.CreateDirectory(paths.Plots);
+        var m = data.Evaluation.Metrics;
+        var names = m.Classes.Select(c => c.Name).ToList();
+        var figures = new List<(string Title, string File)>();
+
+        var trainRows = File.Exists(paths.TrainLog) ? TrainLog.Read(paths.TrainLog) : [];
+        if (trainRows.Count > 0)
+        {
+            Plots.LossCurve(Path.Combine(paths.Plots, "loss.png"), trainRows);
+            figures.Add(("Training loss", "plots/loss.png"));
+        }
+        var evalRows = EvalLog.Read(paths.EvalLog);
+        if (evalRows.Count > 0)
+        {
+            Plots.MeanIoUCurve(Path.Combine(paths.Plots, "miou.png"), evalRows);
+            figures.Add(("Validation mIoU", "plots/miou.png"));
+        }
+        Plots.ClassIoUBars(Path.Combine(paths.Plots, "class_iou.png"), m);
+        figures.Add(("IoU per class", "plots/class_iou.png"));
+        Plots.ConfusionHeatmap(Path.Combine(paths.Plots, "confusion.png"), data.Evaluation.Counts, names);
+        figures.Add(("Confusion matrix", "plots/confusion.png"));
+        if (data.Evaluation.Samples.Count > 0)
+        {
+            SampleGrid.Write(Path.Combine(paths.Plots, "samples.png"), data.Evaluation.Samples, data.Palette, data.Normalization, data.IgnoreIndex);
+            figures.Add(("Samples: image / ground truth / prediction", "plots/samples.png"));
+        }
+
+        File.WriteAllText(paths.ReportMarkdown, Markdown(data, figures));
+        File.WriteAllText(paths.ReportHtml, Html(paths.Root, data, figures));
+    }
+
+    static string P(double? v) => v is null ? "n/a" : (100 * v.Value).ToString("F2", CultureInfo.InvariantCulture);
+
+    static IEnumerable<(string Key, string Value)> Summary(ReportData d)
+    {
+        var m = d.Evaluation.Metrics;
+        yield return ("mIoU", P(m.MeanIoU));
+        yield return ("image mIoU", P(m.ImageMeanIoU));
+        yield return ("aAcc", P(m.PixelAccuracy));
+        yield return ("mAcc", P(m.MeanAccuracy));
+        yield return ("mDice", P(m.MeanDice));
+        yield return ("iterations", d.Iterations.ToString(CultureInfo.InvariantCulture));
+        yield return ("images scored", d.Evaluation.Images.ToString(CultureInfo.InvariantCulture));
+        if (d.Checkpoint is not null) yield return ("checkpoint", d.Checkpoint);
+    }
+
+    static IEnumerable<(string Key, string Value)> TimingRows(ReportData d)
+    {
+        if (d.Timing is { } t)
+        {
+            yield return ("training time", $"{t.TrainTime.TotalSeconds:F1} s ({t.Iterations} iterations this session)");
+            yield return ("iterations/s", t.IterationsPerSecond.ToString("F2", CultureInfo.InvariantCulture));
+            yield return ("images/s", t.ImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture));
+            yield return ("data wait", $"{t.DataWaitPercent:F1} %");
+            yield return ("evaluation time", $"{t.EvalTime.TotalSeconds:F1} s");
+        }
+        var e = d.Evaluation;
+        yield return ("last evaluation", $"{e.Elapsed.TotalSeconds:F1} s, {(e.Elapsed.TotalSeconds > 0 ? e.Images / e.Elapsed.TotalSeconds : 0):F1} images/s");
+    }
+
+    static string Markdown(ReportData d, IReadOnlyList<(string Title, string File)> figures)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"# {d.Title}").AppendLine();
+        sb.AppendLine("Scores in %. Classes with an empty union (absent from ground truth and predictions) are n/a and excluded from the means.").AppendLine();
+        sb.AppendLine("| metric | value |").AppendLine("|---|---|");
+        foreach (var (k, v) in Summary(d)) sb.AppendLine($"| {k} | {v} |");
+        sb.AppendLine().AppendLine("## Per class").AppendLine();
+        sb.AppendLine("| class | IoU | Acc | Dice | Precision | Recall |").AppendLine("|---|---|---|---|---|---|");
+        foreach (var c in d.Evaluation.Metrics.Classes)
+            sb.AppendLine($"| {c.Name} | {P(c.IoU)} | {P(c.Accuracy)} | {P(c.Dice)} | {P(c.Precision)} | {P(c.Recall)} |");
+        sb.AppendLine().AppendLine("## Timing").AppendLine();
+        sb.AppendLine("| | |").AppendLine("|---|---|");
+        foreach (var (k, v) in TimingRows(d)) sb.AppendLine($"| {k} | {v} |");
+        foreach (var (title, file) in figures)
+            sb.AppendLine().AppendLine($"## {title}").AppendLine().AppendLine($"![{title}]({file})");
+        return sb.ToString();
+    }
+
+    static string Html(string root, ReportData d, IReadOnlyList<(string Title, string File)> figures)
+    {
+        static string E(string s) => WebUtility.HtmlEncode(s);
+        var sb = new StringBuilder();
+        sb.AppendLine("<!DOCTYPE html><html><head><meta charset=\"utf-8\">");
+        sb.AppendLine($"<title>{E(d.Title)}</title>");
+        sb.AppendLine("<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}.na{color:#999}</style>");
+        sb.AppendLine("</head><body>");
+        sb.AppendLine($"<h1>{E(d.Title)}</h1>");
+        sb.AppendLine("<p>Scores in %. Classes with an empty union (absent from ground truth and predictions) are n/a and excluded from the means.</p>");
+        sb.AppendLine("<table>");
+        foreach (var (k, v) in Summary(d)) sb.AppendLine($"<tr><th>{E(k)}</th><td>{E(v)}</td></tr>");
+        sb.AppendLine("</table><h2>Per class</h2><table><tr><th>class</th><th>IoU</th><th>Acc</th><th>Dice</th><th>Precision</th><th>Recall</th></tr>");
+        foreach (var c in d.Evaluation.Metrics.Classes)
+        {
+            string Cell(double? v) => v is null ? "<td class=\"na\">n/a</td>" : $"<td>{P(v)}</td>";
+            sb.AppendLine($"<tr><td>{E(c.Name)}</td>{Cell(c.IoU)}{Cell(c.Accuracy)}{Cell(c.Dice)}{Cell(c.Precision)}{Cell(c.Recall)}</tr>");
+        }
+        sb.AppendLine("</table><h2>Timing</h2><table>");
+        foreach (var (k, v) in TimingRows(d)) sb.AppendLine($"<tr><th>{E(k)}</th><td>{E(v)}</td></tr>");
+        sb.AppendLine("</table>");
+        foreach (var (title, file) in figures)
+        {
+            var bytes = File.ReadAllBytes(Path.Combine(root, file));
+            sb.AppendLine($"<h2>{E(title)}</h2><img alt=\"{E(title)}\" src=\"data:image/png;base64,{Convert.ToBase64String(bytes)}\">");
+        }
+        sb.AppendLine("</body></html>");
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,219 @@
+using System.Diagnostics;
+using System.Globalization;
+using Seg.Core.Losses;
+using Seg.Data;
+using Seg.Models;
+using Seg.Train.Checkpoints;
+using Seg.Train.Cli;
+using Seg.Train.Config;
+using Seg.Train.Evaluation;
+using Seg.Train.Reports;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Seg.Train.Training;
+
+/// <summary>
+/// The training loop, in the spirit of torchvision's reference <c>train.py</c>: build everything from the config
+/// (so a bad key fails before the first step), then step, log, evaluate and checkpoint. Everything a step depends
+/// on is a function of (seed, iteration) or saved in the checkpoint (weights, optimizer state, CPU RNG state), so
+/// <c>--resume</c> ends bit-identical to an uninterrupted run on the CPU.
+/// </summary>
+public static class Trainer
+{
+    /// <summary>Trains as <paramref name="request"/> says; <paramref name="stop"/> (Ctrl+C) saves a checkpoint and returns.</summary>
+    /// <exception cref="ConfigException">A bad config key or value.</exception>
+    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    public static TrainOutcome Run(TrainRequest request, CancellationToken stop = default)
+    {
+        // ---- setup: everything that can fail on a bad config happens here, before training ----
+        var config = ConfigLoader.Parse(request.ConfigYaml, request.Source, request.Overrides);
+        var paths = new RunPaths(request.Output ?? Path.Combine("runs", config.Name));
+        var src = request.Source;
+        if (request.Resume && !File.Exists(paths.Last))
+            throw new FileNotFoundException($"--resume: no checkpoint at {paths.Last}; train without --resume to start the run", paths.Last);
+        if (config.Train.Threads > 0) set_num_threads(config.Train.Threads);
+        var device = RunFactory.ResolveDevice(config.Train.Device, src);
+        var total = config.Train.Iterations;
+        manual_seed(config.Train.Seed);
+
+        var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, config.Train.Seed, src);
+        var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.Train.Seed, src);
+        var trainPipeline = RunFactory.TrainPipeline(config.Data, src);
+        var valPipeline = RunFactory.ValPipeline(config.Data, trainPipeline, src);
+        var numClasses = trainSet.NumClasses;
+        var heads = new HeadHolder();
+        var model = RunFactory.CreateModel(config.Model, numClasses, src, heads);
+        var criterion = RunFactory.CreateLoss(config.Loss, trainSet.IgnoreIndex, numClasses, src, config.Model.Head, heads);
+        model.to(device);
+        criterion.to(device);
+        var optimizer = RunFactory.CreateOptimizer(config.Optimizer, model.parameters());
+        var auxModel = model is ISegmentationModel { HasAuxHead: true } aux ? aux : null;
+
+        long start = 0, bestIteration = 0;
+        var bestMeanIoU = -1.0;
+        if (request.Resume)
+        {
+            var state = CheckpointFile.Load(paths.Last, model, optimizer, criterion);
+            (start, bestMeanIoU, bestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
+            CheckpointFile.RestoreRng(state.RngState);
+            if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
+                Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
+        }
+        else if (config.Model.Pretrained is { } weights)
+        {
+            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, weights)}");
+        }
+
+        using var trainLoader = new SegmentationLoader(trainSet, trainPipeline,
+            new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, device);
+        using var valLoader = new SegmentationLoader(valSet, valPipeline,
+            new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, device);
+
+        if (!request.Resume) ClearPreviousRun(paths);
+        Directory.CreateDirectory(paths.Root);
+        File.WriteAllText(paths.Config, EffectiveConfig(request));
+        var termNames = criterion.Terms.Select(t => t.Name).ToList();
+        using var log = TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null);
+        EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
+        var board = utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false);
+        var classNames = trainSet.ClassNames;
+
+        CheckpointState State(long iteration) => new(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
+            classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {device.type}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+                          $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
+
+        // ---- the loop ----
+        var trainWatch = new Stopwatch();
+        var evalTime = TimeSpan.Zero;
+        var waitBefore = trainLoader.Stats.WaitTime;
+        long stepsRun = 0, imagesSeen = 0;
+        EvalResult? lastEval = null;
+        var interrupted = false;
+        var done = start;
+
+        Progress.Run("train", total, start, progress =>
+        {
+            if (start >= total) return 0;
+            model.train();
+            trainWatch.Start();
+            foreach (var batch in trainLoader.Iterate(start))
+            {
+                var iteration = batch.Iteration;   // 0-based index of this step
+                done = iteration + 1;
+                double lr, lossValue;
+                IReadOnlyDictionary<string, double> termValues;
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    lr = LrSchedule.At(config.Schedule, config.Optimizer.Lr, iteration, total);
+                    foreach (var group in ((OptimizerHelper)optimizer).ParamGroups) group.LearningRate = lr;
+                    criterion.Progress = (double)iteration / total;
+
+                    Tensor loss;
+                    if (auxModel is null)
+                    {
+                        loss = criterion.forward(model.forward(batch.Images), batch.Labels);
+                        termValues = criterion.LastValues;
+                    }
+                    else
+                    {
+                        var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
+                        loss = criterion.forward(output, batch.Labels);
+                        termValues = criterion.LastValues;
+                        loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+                    }
+                    lossValue = loss.ToDouble();
+                    if (!double.IsFinite(lossValue)) throw Diverged(done, termValues, lossValue);
+
+                    optimizer.zero_grad();
+                    loss.backward();
+                    if (config.Train.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
+                    optimizer.step();
+                }
+                stepsRun++;
+                imagesSeen += batch.Count;
+
+                if (done % config.Train.LogEvery == 0 || done == total)
+                {
+                    log.Append(done, lossValue, termValues, lr);
+                    board.add_scalar("train/loss", (float)lossValue, (int)done);
+                    board.add_scalar("train/lr", (float)lr, (int)done);
+                    foreach (var (term, value) in termValues) board.add_scalar($"train/{term}", (float)value, (int)done);
+                }
+                progress.Update(done, $"loss {lossValue.ToString("F4", CultureInfo.InvariantCulture)} lr {lr.ToString("0.00e0", CultureInfo.InvariantCulture)}");
+
+                if ((config.Train.EvalEvery > 0 && done % config.Train.EvalEvery == 0) || done == total)
+                {
+                    trainWatch.Stop();
+                    lastEval = Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex);
+                    evalTime += lastEval.Elapsed;
+                    var m = lastEval.Metrics;
+                    EvalLog.Append(paths.EvalLog, done, m);
+                    board.add_scalar("val/mIoU", (float)m.MeanIoU, (int)done);
+                    board.add_scalar("val/image_mIoU", (float)m.ImageMeanIoU, (int)done);
+                    board.add_scalar("val/aAcc", (float)m.PixelAccuracy, (int)done);
+                    var isBest = m.MeanIoU > bestMeanIoU;
+                    if (isBest) (bestMeanIoU, bestIteration) = (m.MeanIoU, done);
+                    progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
+                    if (isBest) CheckpointFile.Save(paths.Best, State(done), model, null);
+                    trainWatch.Start();
+                }
+                if (done % config.Train.CheckpointEvery == 0 || done == total)
+                {
+                    log.Flush();
+                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                }
+                if (done >= total) break;
+                if (stop.IsCancellationRequested)
+                {
+                    log.Flush();
+                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                    interrupted = true;
+                    break;
+                }
+            }
+            trainWatch.Stop();
+            return 0;
+        });
+
+        if (interrupted) return new TrainOutcome(TrainStatus.Interrupted, done, paths, null);
+
+        // ---- final scores and report ----
+        lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex);
+        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total);
+        var waited = trainLoader.Stats.WaitTime - waitBefore;
+        var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
+            trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
+        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing));
+        foreach (var s in lastEval.Samples) { s.Image.Dispose(); s.Label.Dispose(); s.Prediction.Dispose(); }
+        Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
+        return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
+    }
+
+    static TrainingDivergedException Diverged(long iteration, IReadOnlyDictionary<string, double> terms, double total)
+    {
+        foreach (var (name, value) in terms)
+            if (!double.IsFinite(value)) return new TrainingDivergedException(iteration, name, value);
+        return new TrainingDivergedException(iteration, "loss", total);
+    }
+
+    // A fresh run into a used directory starts over: remove the old run's artefacts (only ours), so that stale
+    // checkpoints, TensorBoard events or plots cannot be mistaken for the new run's.
+    static void ClearPreviousRun(RunPaths paths)
+    {
+        if (File.Exists(paths.Last)) Console.WriteLine($"note: {paths.Root} holds an earlier run; starting afresh (use --resume to continue it)");
+        foreach (var dir in new[] { paths.Checkpoints, paths.TensorBoard, paths.Plots })
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        foreach (var file in new[] { paths.TrainLog, paths.EvalLog, paths.Metrics, paths.ReportMarkdown, paths.ReportHtml })
+            if (File.Exists(file)) File.Delete(file);
+    }
+
+    static string EffectiveConfig(TrainRequest request) =>
+        $"# source: {request.Source}\n" +
+        string.Concat(request.Overrides.Select(o => $"# --set {o}\n")) +
+        request.ConfigYaml;
+}
