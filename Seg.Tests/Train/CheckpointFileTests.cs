@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace Seg.Tests.Train;
 
+[Collection("Trainer")]
 public class CheckpointFileTests : IDisposable
 {
     readonly string dir = Directory.CreateTempSubdirectory("seg-ckpt-").FullName;
