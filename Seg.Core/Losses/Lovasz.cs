@@ -22,6 +22,9 @@ namespace Seg.Core.Losses;
 /// </summary>
 public static class Lovasz
 {
+    /// <summary>The largest histogram bin count (2^24: far finer than float32 errors in [0,1] can use).</summary>
+    public const int MaxBins = 1 << 24;
+
     /// <summary>
     /// Lovász-Softmax loss.
     /// </summary>
@@ -48,7 +51,8 @@ public static class Lovasz
     {
         ArgumentNullException.ThrowIfNull(probas);
         ArgumentNullException.ThrowIfNull(labels);
-        if (bins < 0) throw new ArgumentOutOfRangeException(nameof(bins), bins, "bins must be 0 (exact) or positive.");
+        if (bins < 0 || bins > MaxBins)
+            throw new ArgumentOutOfRangeException(nameof(bins), bins, $"bins must be 0 (exact) or in [1, {MaxBins}].");
         LossInputs.RequireFloating(probas, nameof(probas));
         var ps = probas.shape;
         var ls = labels.shape;

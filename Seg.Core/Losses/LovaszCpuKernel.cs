@@ -50,7 +50,8 @@ internal static unsafe class LovaszCpuKernel
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var source = new SoftmaxSource(probas, labels, ids);
-        var weights = zeros(probas.shape, ScalarType.Float32);
+        // The exact walk writes valid pixels only; the histogram pass writes every pixel.
+        var weights = bins == 0 ? zeros(probas.shape, ScalarType.Float32) : empty(probas.shape, ScalarType.Float32);
         var w = Pointer<float>(weights);
         long rows = perImage ? source.Batch * source.Classes : source.Classes;
         var offsets = new double[rows];
@@ -145,11 +146,13 @@ internal static unsafe class LovaszCpuKernel
 
     /// <summary>
     /// Histogram row of the fused kernel: count foreground and background pixels per bin of the row's segments
-    /// (one per image, or the row's class in every image) into a row-local table that stays in cache, turn the
-    /// counts into per-pixel weights, then hand every pixel its bin's signed weight. Returns the row's offset.
+    /// (one per image, or the row's class in every image) into a row-local table that stays in cache, while noting
+    /// each pixel's bin, foreground flag and gradient sign in a 4-byte code; turn the counts into per-pixel weights;
+    /// then hand every pixel its bin's signed weight from its code alone. Returns the row's offset.
     /// </summary>
     static double HistogramSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage, int bins)
     {
+        const uint Ignored = 0x3FFF_FFFFu, ForegroundCode = 1u << 30, NegativeCode = 1u << 31, BinMask = ForegroundCode - 1;
         long firstImage = perImage ? row / source.Classes : 0;
         long imageCount = perImage ? 1 : source.Batch;
         long k = perImage ? row % source.Classes : row;
@@ -157,23 +160,29 @@ internal static unsafe class LovaszCpuKernel
         long pixels = source.Pixels;
         var counts = ArrayPool<int>.Shared.Rent(bins * 2);   // [bin·2 + isForeground], bin 0 = largest errors
         var perPixel = ArrayPool<float>.Shared.Rent(bins);
+        var codes = ArrayPool<uint>.Shared.Rent((int)(imageCount * pixels));
         try
         {
             Array.Clear(counts, 0, bins * 2);
             long foregroundTotal = 0;
-            for (long b = firstImage; b < firstImage + imageCount; b++)
-            {
-                long* labels = source.Labels + b * pixels;
-                float* p = source.Probas + (b * source.Classes + k) * pixels;
-                for (long i = 0; i < pixels; i++)
+            fixed (uint* codeBase = codes)
+                for (long b = firstImage; b < firstImage + imageCount; b++)
                 {
-                    long label = labels[i];
-                    if (label < 0) continue;
-                    int fg = label == id ? 1 : 0;
-                    counts[Bin(MathF.Abs(fg - p[i]), bins) * 2 + fg]++;
-                    foregroundTotal += fg;
+                    long* labels = source.Labels + b * pixels;
+                    float* p = source.Probas + (b * source.Classes + k) * pixels;
+                    uint* code = codeBase + (b - firstImage) * pixels;
+                    for (long i = 0; i < pixels; i++)
+                    {
+                        long label = labels[i];
+                        if (label < 0) { code[i] = Ignored; continue; }
+                        bool fg = label == id;
+                        float target = fg ? 1f : 0f;
+                        int bin = Bin(MathF.Abs(target - p[i]), bins);
+                        counts[bin * 2 + (fg ? 1 : 0)]++;
+                        code[i] = (uint)bin | (fg ? ForegroundCode : 0) | (p[i] >= target ? 0 : NegativeCode);
+                        if (fg) foregroundTotal++;
+                    }
                 }
-            }
 
             double cumForeground = 0, cumBackground = 0, previous = 0;
             for (int bin = 0; bin < bins; bin++)
@@ -189,29 +198,29 @@ internal static unsafe class LovaszCpuKernel
             }
 
             double offset = 0;
-            for (long b = firstImage; b < firstImage + imageCount; b++)
-            {
-                long* labels = source.Labels + b * pixels;
-                long at = (b * source.Classes + k) * pixels;
-                float* p = source.Probas + at;
-                float* sw = signedWeights + at;
-                for (long i = 0; i < pixels; i++)
+            fixed (uint* codeBase = codes)
+            fixed (float* table = perPixel)
+                for (long b = firstImage; b < firstImage + imageCount; b++)
                 {
-                    long label = labels[i];
-                    if (label < 0) continue;
-                    float target = label == id ? 1f : 0f;
-                    float weight = perPixel[Bin(MathF.Abs(target - p[i]), bins)];
-                    float signedWeight = p[i] >= target ? weight : -weight;
-                    sw[i] = signedWeight;
-                    offset -= signedWeight * target;
+                    float* sw = signedWeights + (b * source.Classes + k) * pixels;
+                    uint* code = codeBase + (b - firstImage) * pixels;
+                    for (long i = 0; i < pixels; i++)
+                    {
+                        uint c = code[i];
+                        if (c == Ignored) { sw[i] = 0; continue; }
+                        float weight = table[c & BinMask];
+                        float signedWeight = (c & NegativeCode) != 0 ? -weight : weight;
+                        sw[i] = signedWeight;
+                        if ((c & ForegroundCode) != 0) offset -= signedWeight;
+                    }
                 }
-            }
             return offset;
         }
         finally
         {
             ArrayPool<int>.Shared.Return(counts);
             ArrayPool<float>.Shared.Return(perPixel);
+            ArrayPool<uint>.Shared.Return(codes);
         }
     }
 
