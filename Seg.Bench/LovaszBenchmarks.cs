@@ -9,9 +9,12 @@ namespace Seg.Bench;
 
 /// <summary>
 /// Forward + backward from logits on CPU with 2 threads, B=8, C=21, 128×128, 5 % of pixels ignored (label 255):
-/// cross-entropy, exact batched Lovász-Softmax, histogram mode (4096 bins) and a port of the reference per-class loop.
+/// cross-entropy, exact batched Lovász-Softmax, histogram mode (4096 bins) and a port of the reference per-class loop
+/// (all from logits through softmax, as a training step sees them). Many iterations because the machines these run
+/// on are often shared; compare the ratios of one run.
 /// </summary>
 [MemoryDiagnoser(false)]
+[SimpleJob(launchCount: 1, warmupCount: 3, iterationCount: 15)]
 public class LovaszBenchmarks
 {
     const int Batch = 8, Classes = 21, Size = 128;

@@ -2,4 +2,3 @@ using System.Runtime.CompilerServices;
 
 // The tests compare the CPU kernel of the Lovász weights with the device-generic path directly.
 [assembly: InternalsVisibleTo("Seg.Tests")]
-[assembly: InternalsVisibleTo("Seg.Bench")]

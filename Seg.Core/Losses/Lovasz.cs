@@ -11,8 +11,9 @@ namespace Seg.Core.Losses;
 /// loss of the first i errors; only the errors carry a gradient.
 /// <para>
 /// Semantics follow the reference implementation (bermanmaxim/LovaszSoftmax, pytorch/lovasz_losses.py), computed
-/// for all classes (and all images in per-image mode) in one batched sort instead of a loop of small sorts, on the
-/// device of the inputs. Where the reference is broken this does better: a set without valid pixels gives a 0 scalar
+/// for all classes (and all images in per-image mode) at once instead of a loop of small sorts: float32 on the CPU
+/// by <see cref="LovaszCpuKernel"/> (parallel radix sort, or histogram, over the tensors' memory), anything else by
+/// one batched sort, cumsum and scatter on the device of the inputs (<see cref="LovaszWeights"/>). Where the reference is broken this does better: a set without valid pixels gives a 0 scalar
 /// with zero gradient (never an empty tensor or NaN) and such an image is left out of the per-image mean (the
 /// reference counts it as 0); one valid pixel works; float16, bfloat16 and float64 inputs work (the first two are
 /// computed in float32, the result has the input's dtype). For [B,H,W] sigmoid probabilities the reference
@@ -21,6 +22,9 @@ namespace Seg.Core.Losses;
 /// </summary>
 public static class Lovasz
 {
+    /// <summary>The largest histogram bin count (2^24: far finer than float32 errors in [0,1] can use).</summary>
+    public const int MaxBins = 1 << 24;
+
     /// <summary>
     /// Lovász-Softmax loss.
     /// </summary>
@@ -47,7 +51,8 @@ public static class Lovasz
     {
         ArgumentNullException.ThrowIfNull(probas);
         ArgumentNullException.ThrowIfNull(labels);
-        if (bins < 0) throw new ArgumentOutOfRangeException(nameof(bins), bins, "bins must be 0 (exact) or positive.");
+        if (bins < 0 || bins > MaxBins)
+            throw new ArgumentOutOfRangeException(nameof(bins), bins, $"bins must be 0 (exact) or in [1, {MaxBins}].");
         LossInputs.RequireFloating(probas, nameof(probas));
         var ps = probas.shape;
         var ls = labels.shape;

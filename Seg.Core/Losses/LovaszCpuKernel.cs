@@ -50,15 +50,14 @@ internal static unsafe class LovaszCpuKernel
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var source = new SoftmaxSource(probas, labels, ids);
-        var weights = zeros(probas.shape, ScalarType.Float32);
+        // The exact walk writes valid pixels only; the histogram pass writes every pixel.
+        var weights = bins == 0 ? zeros(probas.shape, ScalarType.Float32) : empty(probas.shape, ScalarType.Float32);
         var w = Pointer<float>(weights);
-        long segments = source.Batch * source.Classes;
-        long rows = perImage ? segments : source.Classes;
+        long rows = perImage ? source.Batch * source.Classes : source.Classes;
         var offsets = new double[rows];
-        if (bins == 0)
-            Parallel.For(0L, rows, Options(), row => offsets[row] = ExactSoftmaxRow(source, w, row, perImage));
-        else
-            HistogramSoftmax(source, w, offsets, perImage, bins);
+        Parallel.For(0L, rows, Options(), row => offsets[row] = bins == 0
+            ? ExactSoftmaxRow(source, w, row, perImage)
+            : HistogramSoftmaxRow(source, w, row, perImage, bins));
         var offsetTensor = tensor(offsets.Select(v => (float)v).ToArray(), [rows]);
         return (weights.MoveToOuterDisposeScope(), offsetTensor.MoveToOuterDisposeScope());
     }
@@ -145,79 +144,84 @@ internal static unsafe class LovaszCpuKernel
         }
     }
 
-    /// <summary>Histogram mode of the fused kernel: count per (row, bin), weights per bin, then per pixel.</summary>
-    static void HistogramSoftmax(SoftmaxSource source, float* signedWeights, double[] offsets, bool perImage, int bins)
+    /// <summary>
+    /// Histogram row of the fused kernel: count foreground and background pixels per bin of the row's segments
+    /// (one per image, or the row's class in every image) into a row-local table that stays in cache, while noting
+    /// each pixel's bin, foreground flag and gradient sign in a 4-byte code; turn the counts into per-pixel weights;
+    /// then hand every pixel its bin's signed weight from its code alone. Returns the row's offset.
+    /// </summary>
+    static double HistogramSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage, int bins)
     {
-        long segments = source.Batch * source.Classes;
-        long rows = offsets.Length;
+        const uint Ignored = 0x3FFF_FFFFu, ForegroundCode = 1u << 30, NegativeCode = 1u << 31, BinMask = ForegroundCode - 1;
+        long firstImage = perImage ? row / source.Classes : 0;
+        long imageCount = perImage ? 1 : source.Batch;
+        long k = perImage ? row % source.Classes : row;
+        long id = source.Ids[k];
         long pixels = source.Pixels;
-        long RowOf(long segment) => perImage ? segment : segment % source.Classes;
-
-        // counts[(row·bins + bin)·2 + isForeground], bin 0 holding the largest errors; per-worker tables merged.
-        var counts = new long[rows * bins * 2];
-        Parallel.For(0L, segments, Options(), () => new long[counts.Length], (segment, _, local) =>
+        var counts = ArrayPool<int>.Shared.Rent(bins * 2);   // [bin·2 + isForeground], bin 0 = largest errors
+        var perPixel = ArrayPool<float>.Shared.Rent(bins);
+        var codes = ArrayPool<uint>.Shared.Rent((int)(imageCount * pixels));
+        try
         {
-            long id = source.Ids[segment % source.Classes];
-            long* labels = source.Labels + segment / source.Classes * pixels;
-            float* p = source.Probas + segment * pixels;
-            long rowBase = RowOf(segment) * bins;
-            fixed (long* table = local)
-                for (long i = 0; i < pixels; i++)
-                {
-                    long label = labels[i];
-                    if (label < 0) continue;
-                    int fg = label == id ? 1 : 0;
-                    table[(rowBase + Bin(MathF.Abs(fg - p[i]), bins)) * 2 + fg]++;
-                }
-            return local;
-        }, local =>
-        {
-            lock (counts) for (int i = 0; i < counts.Length; i++) counts[i] += local[i];
-        });
-
-        var perPixel = new float[rows * bins];
-        for (long row = 0; row < rows; row++)
-        {
+            Array.Clear(counts, 0, bins * 2);
             long foregroundTotal = 0;
-            for (int bin = 0; bin < bins; bin++) foregroundTotal += counts[(row * bins + bin) * 2 + 1];
+            fixed (uint* codeBase = codes)
+                for (long b = firstImage; b < firstImage + imageCount; b++)
+                {
+                    long* labels = source.Labels + b * pixels;
+                    float* p = source.Probas + (b * source.Classes + k) * pixels;
+                    uint* code = codeBase + (b - firstImage) * pixels;
+                    for (long i = 0; i < pixels; i++)
+                    {
+                        long label = labels[i];
+                        if (label < 0) { code[i] = Ignored; continue; }
+                        bool fg = label == id;
+                        float target = fg ? 1f : 0f;
+                        int bin = Bin(MathF.Abs(target - p[i]), bins);
+                        counts[bin * 2 + (fg ? 1 : 0)]++;
+                        code[i] = (uint)bin | (fg ? ForegroundCode : 0) | (p[i] >= target ? 0 : NegativeCode);
+                        if (fg) foregroundTotal++;
+                    }
+                }
+
             double cumForeground = 0, cumBackground = 0, previous = 0;
             for (int bin = 0; bin < bins; bin++)
             {
-                long at = (row * bins + bin) * 2;
-                long background = counts[at], fg = counts[at + 1];
+                int background = counts[bin * 2], fg = counts[bin * 2 + 1];
+                perPixel[bin] = 0;
                 if (background + fg == 0) continue;
                 cumForeground += fg;
                 cumBackground += background;
                 double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
-                perPixel[row * bins + bin] = (float)((jaccard - previous) / (background + fg));
+                perPixel[bin] = (float)((jaccard - previous) / (background + fg));
                 previous = jaccard;
             }
-        }
 
-        var segmentOffsets = new double[segments];
-        Parallel.For(0L, segments, Options(), segment =>
-        {
-            long id = source.Ids[segment % source.Classes];
-            long* labels = source.Labels + segment / source.Classes * pixels;
-            float* p = source.Probas + segment * pixels;
-            float* sw = signedWeights + segment * pixels;
-            long rowBase = RowOf(segment) * bins;
             double offset = 0;
+            fixed (uint* codeBase = codes)
             fixed (float* table = perPixel)
-                for (long i = 0; i < pixels; i++)
+                for (long b = firstImage; b < firstImage + imageCount; b++)
                 {
-                    long label = labels[i];
-                    if (label < 0) continue;
-                    bool fg = label == id;
-                    float target = fg ? 1f : 0f;
-                    float weight = table[rowBase + Bin(MathF.Abs(target - p[i]), bins)];
-                    float signedWeight = p[i] >= target ? weight : -weight;
-                    sw[i] = signedWeight;
-                    if (fg) offset -= signedWeight;
+                    float* sw = signedWeights + (b * source.Classes + k) * pixels;
+                    uint* code = codeBase + (b - firstImage) * pixels;
+                    for (long i = 0; i < pixels; i++)
+                    {
+                        uint c = code[i];
+                        if (c == Ignored) { sw[i] = 0; continue; }
+                        float weight = table[c & BinMask];
+                        float signedWeight = (c & NegativeCode) != 0 ? -weight : weight;
+                        sw[i] = signedWeight;
+                        if ((c & ForegroundCode) != 0) offset -= signedWeight;
+                    }
                 }
-            segmentOffsets[segment] = offset;
-        });
-        for (long segment = 0; segment < segments; segment++) offsets[RowOf(segment)] += segmentOffsets[segment];
+            return offset;
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(counts);
+            ArrayPool<float>.Shared.Return(perPixel);
+            ArrayPool<uint>.Shared.Return(codes);
+        }
     }
 
     /// <summary>Raw views of contiguous CPU inputs: errors and foreground [B,K,P], valid [B,P] (bool as bytes 0/1).</summary>

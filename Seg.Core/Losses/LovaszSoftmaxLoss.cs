@@ -18,7 +18,8 @@ public sealed class LovaszSoftmaxLoss : nn.Module<Tensor, Tensor, Tensor>
     public LovaszSoftmaxLoss(ClassSelection classes = default, bool perImage = false, long? ignoreIndex = 255,
                              int bins = 0, string name = "lovasz_softmax") : base(name)
     {
-        if (bins < 0) throw new ArgumentOutOfRangeException(nameof(bins), bins, "bins must be 0 (exact) or positive.");
+        if (bins < 0 || bins > Lovasz.MaxBins)
+            throw new ArgumentOutOfRangeException(nameof(bins), bins, $"bins must be 0 (exact) or in [1, {Lovasz.MaxBins}].");
         Classes = classes;
         PerImage = perImage;
         IgnoreIndex = ignoreIndex;
