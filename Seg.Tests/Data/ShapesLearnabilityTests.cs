@@ -10,7 +10,7 @@ namespace Seg.Tests.Data;
 
 /// <summary>
 /// Opt-in: the default dataset must be learnable quickly. A small UNet (depth 3, width 16) trained with plain
-/// cross-entropy on 64×64 shapes (batch 8, 500 Adam steps) for a fixed number of steps must reach val mIoU ≥ 0.85 (IoU per class from a
+/// cross-entropy on 64×64 shapes (batch 8, 800 Adam steps, lr 1e-3) for a fixed number of steps must reach val mIoU ≥ 0.85 (IoU per class from a
 /// confusion matrix counted in plain C#, averaged over the 4 classes).
 /// </summary>
 public class ShapesLearnabilityTests
@@ -35,7 +35,7 @@ public class ShapesLearnabilityTests
     {
         torch.set_num_threads(2);
         torch.manual_seed(0);
-        const int size = 64, steps = 500, batch = 8;
+        const int size = 64, steps = 800, batch = 8;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int step = 0;
         var train = DatasetFactory.Create(new DatasetOptions { Size = size, Count = 2000 });
@@ -44,7 +44,7 @@ public class ShapesLearnabilityTests
         using var trainLoader = new SegmentationLoader(train, pipeline, new LoaderOptions { BatchSize = batch, Workers = 1 }, CPU);
         using var valLoader = new SegmentationLoader(val, new TransformPipeline([new Normalize()]), new LoaderOptions { BatchSize = 25, Workers = 1 }, CPU);
         var model = new UNet(4, new ModelOptions { UnetDepth = 3, UnetBaseWidth = 16 });
-        using var optimizer = optim.Adam(model.parameters(), lr: 3e-3);
+        using var optimizer = optim.Adam(model.parameters(), lr: 1e-3);
         model.train();
         foreach (var b in trainLoader.Iterate().Take(steps))
         {
