@@ -24,14 +24,14 @@ public class DataPipelineBench
     [Params(1, 2)]
     public int Workers { get; set; }
 
+    /// <summary>OpenCV's own thread count (Cv2.SetNumThreads); 0 leaves OpenCV's default (one per core).</summary>
     [Params(0, 1)]
-    public int CvThreads { get; set; }
+    public int OpenCvThreads { get; set; }
 
     [GlobalSetup]
     public void Setup()
     {
-        Console.WriteLine($"// OpenCV threads before: {Cv2.GetNumThreads()}");
-        if (CvThreads > 0) Cv2.SetNumThreads(CvThreads);
+        if (OpenCvThreads > 0) Cv2.SetNumThreads(OpenCvThreads);
         Seg.Core.SegRuntime.Initialize();
         root = Path.Combine(Path.GetTempPath(), "segbench-voc-" + Environment.ProcessId);
         WriteSyntheticVoc(root);

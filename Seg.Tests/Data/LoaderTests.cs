@@ -285,3 +285,23 @@ public class LoaderSmallDatasetTests
         Assert.Contains("3 samples", e.Message);
     }
 }
+
+public class DataReadmeExampleTests
+{
+    [Fact]
+    public void ReadmeExampleRuns()
+    {
+        // The README's data example, with fewer steps.
+        SegRuntime.Initialize();
+        var train = DatasetFactory.Create(new DatasetOptions { Type = "shapes", Split = "train" });
+        var pipeline = new TransformPipeline([new Seg.Data.Transforms.RandomScale(0.75, 1.25), new Seg.Data.Transforms.RandomCrop(128, 128),
+            new Seg.Data.Transforms.HorizontalFlip(), new Seg.Data.Transforms.Normalize()]);
+        using var loader = new SegmentationLoader(train, pipeline, new LoaderOptions { BatchSize = 16 }, torch.CPU);
+        foreach (var batch in loader.Iterate(fromIteration: 0).Take(2))
+            using (batch)
+            {
+                Assert.Equal(new long[] { 16, 3, 128, 128 }, batch.Images.shape);
+                Assert.Equal(new long[] { 16, 128, 128 }, batch.Labels.shape);
+            }
+    }
+}
