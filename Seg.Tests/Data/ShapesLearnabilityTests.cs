@@ -75,6 +75,7 @@ public class ShapesLearnabilityTests
             for (int k = 0; k < 4; k++) if (k != c) { fp += confusion[k, c]; fn += confusion[c, k]; }
             return tp / (double)(tp + fp + fn);
         });
+        for (int r = 0; r < 4; r++) Progress(string.Join(" ", Enumerable.Range(0, 4).Select(c => confusion[r, c].ToString().PadLeft(8))));
         output.WriteLine($"val mIoU {miou:F3} after {steps} steps, {clock.Elapsed.TotalSeconds:F0} s");
         Progress($"val mIoU {miou:F4} after {steps} steps, {clock.Elapsed.TotalSeconds:F0} s");
         Assert.True(miou >= 0.85, $"val mIoU {miou:F3} after {steps} steps");
