@@ -1,5 +1,6 @@
 using Seg.Core;
 using Seg.Train.Cli;
 
-SegRuntime.Initialize();
-return SegCli.Run(args);
+// Native libraries that fail to load are reported like every other failure: one line naming the cause and the fix.
+var status = SegCli.Guard(() => { SegRuntime.Initialize(); return 0; });
+return status != 0 ? status : SegCli.Run(args);

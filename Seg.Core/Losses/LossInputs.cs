@@ -79,7 +79,7 @@ internal static class LossInputs
         {
             var first = labels.masked_select(bad)[0].item<long>();
             throw new ArgumentException(
-                $"labels {Shape(labels)} hold {first}, outside the {classCount} classes of {what} (and not the ignore index).", "labels");
+                $"labels {Shape(labels)} hold {first}: label {first} is outside the {classCount} classes [0,{classCount}) of {what} and is not the ignore index.", "labels");
         }
     }
 
@@ -115,13 +115,7 @@ internal static class LossInputs
     internal static void CheckLabelRange(string owner, Tensor labels, long classes, long ignoreIndex)
     {
         using var scope = NewDisposeScope();
-        var bad = labels.ne(ignoreIndex).logical_and(labels.lt(0).logical_or(labels.ge(classes)));
-        if (bad.any().item<bool>())
-        {
-            var value = labels.masked_select(bad)[0].item<long>();
-            throw new ArgumentException(
-                $"{owner}: label {value} is outside [0,{classes}) and is not the ignore index {ignoreIndex}.", "labels");
-        }
+        RequireLabelsInRange(labels, labels.ne(ignoreIndex), classes, owner);
     }
 
     /// <summary>Both tensors must share a dtype (the module's parameters follow <c>.to(dtype)</c>).</summary>
