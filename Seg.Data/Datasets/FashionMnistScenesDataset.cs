@@ -9,7 +9,7 @@ namespace Seg.Data.Datasets;
 /// garments from Fashion-MNIST's train set, every other split from its test set; sample i depends only on
 /// (seed, split, i, size).
 /// </summary>
-public sealed class FashionMnistScenesDataset : SegmentationDatasetBase
+public sealed class FashionMnistScenesDataset : ProceduralDatasetBase
 {
     /// <summary>Grey level above which a garment pixel is labelled (0–255).</summary>
     public const int Threshold = 40;
@@ -25,38 +25,23 @@ public sealed class FashionMnistScenesDataset : SegmentationDatasetBase
     ];
 
     readonly FashionMnistIdx source;
-    readonly int count, size, seed;
-    readonly string split;
-    readonly long splitHash;
 
     /// <summary>A split of <paramref name="count"/> scenes of <paramref name="size"/>² pixels from the IDX files under <paramref name="root"/>.</summary>
     public FashionMnistScenesDataset(string? root, string split, int count, int size = 128, int seed = 0, long ignoreIndex = 255)
-        : base(Names, Colours, ignoreIndex, BadSampleMode.Error)
+        : base("fmnist_scenes", Names, Colours, count, size, minSize: 32, seed, split, ignoreIndex)
     {
-        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "fmnist_scenes: count must be positive");
-        if (size < 32) throw new ArgumentOutOfRangeException(nameof(size), size, "fmnist_scenes: size must be at least 32 pixels");
         source = FashionMnistIdx.Load(root ?? FashionMnistIdx.DefaultRoot, split == "train" ? "train" : "t10k");
-        (this.count, this.size, this.seed, this.split) = (count, size, seed, split);
-        splitHash = SeedMix.Hash(split);
     }
-
-    /// <inheritdoc/>
-    public override int Count => count;
-
-    /// <inheritdoc/>
-    protected override string Describe() => $"fmnist_scenes/{split}";
 
     /// <inheritdoc/>
     protected override unsafe SegmentationSample Load(int index)
     {
-        var rng = new Random(SeedMix.Combine(seed, splitHash, index, size));
-        var image = new Mat(size, size, MatType.CV_8UC3);
-        var mask = new Mat(size, size, MatType.CV_8UC1, Scalar.All(0));
+        var (rng, image, mask) = NewCanvas(index);
         // Dark canvas with faint noise, so that the threshold separates garments from it.
-        for (int y = 0; y < size; y++)
+        for (int y = 0; y < Size; y++)
         {
             byte* row = (byte*)image.Ptr(y);
-            for (int i = 0; i < 3 * size; i++) row[i] = (byte)rng.Next(0, 24);
+            for (int i = 0; i < 3 * Size; i++) row[i] = (byte)rng.Next(0, 24);
         }
         int garments = rng.Next(2, 6);
         using var patch = new Mat(FashionMnistIdx.Side, FashionMnistIdx.Side, MatType.CV_8UC1);
@@ -64,24 +49,24 @@ public sealed class FashionMnistScenesDataset : SegmentationDatasetBase
         for (int g = 0; g < garments; g++)
         {
             int item = rng.Next(source.Count);
-            int side = (int)Math.Round(size * (0.3 + 0.3 * rng.NextDouble()));
-            int x0 = rng.Next(-side / 4, size - 3 * side / 4), y0 = rng.Next(-side / 4, size - 3 * side / 4);
+            int side = (int)Math.Round(Size * (0.3 + 0.3 * rng.NextDouble()));
+            int x0 = rng.Next(-side / 4, Size - 3 * side / 4), y0 = rng.Next(-side / 4, Size - 3 * side / 4);
             double tr = 0.6 + 0.4 * rng.NextDouble(), tg = 0.6 + 0.4 * rng.NextDouble(), tb = 0.6 + 0.4 * rng.NextDouble();
             byte label = (byte)(source.Labels[item] + 1);
             fixed (byte* src = &source.Pixels[item * FashionMnistIdx.Side * FashionMnistIdx.Side])
                 Buffer.MemoryCopy(src, (void*)patch.Data, FashionMnistIdx.Side * FashionMnistIdx.Side, FashionMnistIdx.Side * FashionMnistIdx.Side);
-            Cv2.Resize(patch, scaled, new Size(side, side), 0, 0, InterpolationFlags.Linear);
+            Cv2.Resize(patch, scaled, new OpenCvSharp.Size(side, side), 0, 0, InterpolationFlags.Linear);
             for (int py = 0; py < side; py++)
             {
                 int y = y0 + py;
-                if ((uint)y >= (uint)size) continue;
+                if ((uint)y >= (uint)Size) continue;
                 byte* s = (byte*)scaled.Ptr(py);
                 byte* img = (byte*)image.Ptr(y);
                 byte* m = (byte*)mask.Ptr(y);
                 for (int px = 0; px < side; px++)
                 {
                     int x = x0 + px;
-                    if ((uint)x >= (uint)size) continue;
+                    if ((uint)x >= (uint)Size) continue;
                     int v = s[px];
                     // Alpha-blend by intensity so that garment edges look natural, label by threshold.
                     double a = v / 255.0;
@@ -99,6 +84,6 @@ public sealed class FashionMnistScenesDataset : SegmentationDatasetBase
             mask.Dispose();
             mask = wide;
         }
-        return new SegmentationSample(image, mask, $"fmnist_{split}_{index:D6}");
+        return new SegmentationSample(image, mask, $"fmnist_{Split}_{index:D6}");
     }
 }

@@ -9,7 +9,7 @@ namespace Seg.Data.Datasets;
 /// split depends only on (seed, split, i, size), so any worker can make any sample in any order.
 /// Shapes are drawn with enough contrast and size to be learnable quickly by a small network.
 /// </summary>
-public sealed class ShapesDataset : SegmentationDatasetBase
+public sealed class ShapesDataset : ProceduralDatasetBase
 {
     /// <summary>Class names, label order.</summary>
     public static readonly IReadOnlyList<string> Names = ["background", "circle", "square", "triangle"];
@@ -17,41 +17,25 @@ public sealed class ShapesDataset : SegmentationDatasetBase
     /// <summary>Colours for masks: black background, then red, green, blue-ish.</summary>
     public static readonly IReadOnlyList<(byte R, byte G, byte B)> Colours = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200)];
 
-    readonly int count, size, seed;
-    readonly long splitHash;
-    readonly string split;
-
     /// <summary>A split of <paramref name="count"/> samples of <paramref name="size"/>² pixels.</summary>
     public ShapesDataset(int count, int size = 128, int seed = 0, string split = "train", long ignoreIndex = 255)
-        : base(Names, Colours, ignoreIndex, BadSampleMode.Error)
+        : base("shapes", Names, Colours, count, size, minSize: 16, seed, split, ignoreIndex)
     {
-        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "shapes: count must be positive");
-        if (size < 16) throw new ArgumentOutOfRangeException(nameof(size), size, "shapes: size must be at least 16 pixels");
-        (this.count, this.size, this.seed, this.split) = (count, size, seed, split);
-        splitHash = SeedMix.Hash(split);
     }
-
-    /// <inheritdoc/>
-    public override int Count => count;
-
-    /// <inheritdoc/>
-    protected override string Describe() => $"shapes/{split}";
 
     /// <inheritdoc/>
     protected override unsafe SegmentationSample Load(int index)
     {
-        var rng = new Random(SeedMix.Combine(seed, splitHash, index, size));
-        var image = new Mat(size, size, MatType.CV_8UC3);
-        var mask = new Mat(size, size, MatType.CV_8UC1, Scalar.All(0));
+        var (rng, image, mask) = NewCanvas(index);
         double backgroundLuma = PaintBackground(image, rng);
 
         int shapes = rng.Next(1, 4);
         for (int s = 0; s < shapes; s++)
         {
             int label = rng.Next(1, 4);
-            double radius = size * (0.13 + 0.12 * rng.NextDouble());
-            var centre = new Point2d(radius * 0.6 + rng.NextDouble() * (size - 1.2 * radius),
-                                     radius * 0.6 + rng.NextDouble() * (size - 1.2 * radius));
+            double radius = Size * (0.13 + 0.12 * rng.NextDouble());
+            var centre = new Point2d(radius * 0.6 + rng.NextDouble() * (Size - 1.2 * radius),
+                                     radius * 0.6 + rng.NextDouble() * (Size - 1.2 * radius));
             var colour = ContrastingColour(rng, backgroundLuma);
             if (label == 1)
             {
@@ -82,7 +66,7 @@ public sealed class ShapesDataset : SegmentationDatasetBase
             mask.Dispose();
             mask = wide;
         }
-        return new SegmentationSample(image, mask, $"shapes_{split}_{index:D6}");
+        return new SegmentationSample(image, mask, $"shapes_{Split}_{index:D6}");
     }
 
     // A mid-tone, low-saturation base colour plus one low-amplitude texture (gradient, stripes or checks).
@@ -93,18 +77,18 @@ public sealed class ShapesDataset : SegmentationDatasetBase
         for (int c = 0; c < 3; c++) tint[c] = baseLevel + (rng.NextDouble() - 0.5) * 30;
         int kind = rng.Next(3);
         double amplitude = 8 + rng.NextDouble() * 14;
-        double period = size * (0.08 + rng.NextDouble() * 0.3);
+        double period = Size * (0.08 + rng.NextDouble() * 0.3);
         double theta = rng.NextDouble() * Math.PI;
         double dx = Math.Cos(theta), dy = Math.Sin(theta);
-        for (int y = 0; y < size; y++)
+        for (int y = 0; y < Size; y++)
         {
             byte* row = (byte*)image.Ptr(y);
-            for (int x = 0; x < size; x++)
+            for (int x = 0; x < Size; x++)
             {
                 double t = x * dx + y * dy;
                 double v = kind switch
                 {
-                    0 => amplitude * (2 * t / (size * 1.42) - 0.5),
+                    0 => amplitude * (2 * t / (Size * 1.42) - 0.5),
                     1 => amplitude * Math.Sin(2 * Math.PI * t / period),
                     _ => ((int)Math.Floor(x / period) + (int)Math.Floor(y / period)) % 2 == 0 ? amplitude / 2 : -amplitude / 2,
                 };
@@ -129,10 +113,10 @@ public sealed class ShapesDataset : SegmentationDatasetBase
 
     unsafe void AddNoise(Mat image, Random rng, int amplitude)
     {
-        for (int y = 0; y < size; y++)
+        for (int y = 0; y < Size; y++)
         {
             byte* row = (byte*)image.Ptr(y);
-            for (int i = 0; i < 3 * size; i++)
+            for (int i = 0; i < 3 * Size; i++)
                 row[i] = (byte)Math.Clamp(row[i] + rng.Next(-amplitude, amplitude + 1), 0, 255);
         }
     }
