@@ -141,16 +141,7 @@ public static class GlibcxxCompat
     static string? FindHostLibStdCxx()
     {
         if (!OperatingSystem.IsLinux()) return null;
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/maps"))
-            {
-                int slash = line.IndexOf('/');
-                if (slash >= 0 && line.Contains("/libstdc++.so.6", StringComparison.Ordinal))
-                    return line[slash..].Trim();
-            }
-        }
-        catch (IOException) { }
+        if (MappedLibraries.Find(LibStdCxx).FirstOrDefault() is { } mapped) return mapped;
         foreach (var dir in new[] { "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu" })
         {
             var p = Path.Combine(dir, LibStdCxx);
