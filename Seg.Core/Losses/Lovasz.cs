@@ -98,7 +98,7 @@ public static class Lovasz
             : valid.view(batch, pixels).any(-1, keepdim: true).expand(batch, ids.Length);   // [B,K]
 
         Tensor rowLoss;                                                        // [B,K] (perImage) or [K]
-        if (allowCpuKernel && LovaszCpuKernel.Supports(selected))
+        if (allowCpuKernel && LovaszCpuKernel.SupportsSoftmax(selected, classCount))
         {
             var kernelLabels = flatLabels.view(batch, pixels).masked_fill(valid.view(batch, pixels).logical_not(), -1);
             var (signedWeights, offsets) = LovaszCpuKernel.SoftmaxTerms(selected, kernelLabels, ids, perImage, bins);

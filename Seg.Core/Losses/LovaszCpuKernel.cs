@@ -1,6 +1,9 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Seg.Core.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,7 +11,7 @@ namespace Seg.Core.Losses;
 
 /// <summary>
 /// CPU kernels for the Lovász weights of float32 errors, working in place on the tensors' memory (same inputs and
-/// outputs as <see cref="LovaszWeights"/>), rows in parallel with as many workers as TorchSharp's thread count.
+/// outputs as <see cref="LovaszWeights"/>), rows in parallel on libtorch's own threads (<see cref="TorchParallel"/>).
 /// Exact: the valid pixels of a row are ordered by a stable LSD radix sort on order-preserving 32-bit keys (three
 /// passes of 11/11/10 bits, a pass skipped when all keys share its digit), then one walk down the order accumulates
 /// the Jaccard increments in double: the weights of <see cref="LovaszWeights.ExactGeneric"/> up to float rounding
@@ -25,6 +28,10 @@ internal static unsafe class LovaszCpuKernel
     public static bool Supports(Tensor errors) =>
         errors.device_type == DeviceType.CPU && errors.dtype == ScalarType.Float32 && errors.numel() < int.MaxValue;
 
+    /// <summary>True when the fused Lovász-Softmax kernel can handle these probabilities: as
+    /// <see cref="Supports"/>, with class ids that fit its int16 labels.</summary>
+    public static bool SupportsSoftmax(Tensor probas, long classCount) => Supports(probas) && classCount <= short.MaxValue;
+
     /// <summary>Exact weights for [B,K,P] errors and foreground with [B,1,P] valid (see <see cref="LovaszWeights.Exact"/>).</summary>
     public static Tensor ExactWeights(Tensor errors, Tensor foreground, Tensor valid, bool perImage)
     {
@@ -34,7 +41,7 @@ internal static unsafe class LovaszCpuKernel
         var weights = zeros(errors.shape, ScalarType.Float32);
         var w = Pointer<float>(weights);
         long rows = perImage ? view.Batch * view.Classes : view.Classes;
-        Parallel.For(0L, rows, Options(), row => ExactRow(view, w, row, perImage));
+        TorchParallel.For(rows, row => ExactRow(view, w, row, perImage));
         return weights.MoveToOuterDisposeScope();
     }
 
@@ -55,7 +62,7 @@ internal static unsafe class LovaszCpuKernel
         var w = Pointer<float>(weights);
         long rows = perImage ? source.Batch * source.Classes : source.Classes;
         var offsets = new double[rows];
-        Parallel.For(0L, rows, Options(), row => offsets[row] = bins == 0
+        TorchParallel.For(rows, row => offsets[row] = bins == 0
             ? ExactSoftmaxRow(source, w, row, perImage)
             : HistogramSoftmaxRow(source, w, row, perImage, bins));
         var offsetTensor = tensor(offsets.Select(v => (float)v).ToArray(), [rows]);
@@ -66,7 +73,7 @@ internal static unsafe class LovaszCpuKernel
     readonly struct SoftmaxSource
     {
         public readonly float* Probas;
-        public readonly long* Labels;
+        public readonly short* Labels;
         public readonly long[] Ids;
         public readonly long Batch, Classes, Pixels;
 
@@ -78,7 +85,7 @@ internal static unsafe class LovaszCpuKernel
             Ids = ids;
             // The dense copies live in the caller's dispose scope, so the pointers stay valid during the kernel.
             Probas = Pointer<float>(Dense(probas.detach()));
-            Labels = Pointer<long>(Dense(labels));
+            Labels = Pointer<short>(Dense(labels.to(ScalarType.Int16)));
         }
     }
 
@@ -104,11 +111,11 @@ internal static unsafe class LovaszCpuKernel
             for (long b = firstImage; b < firstImage + imageCount; b++)
             {
                 long offset = (b * source.Classes + k) * pixels;
-                long* labels = source.Labels + b * pixels;
+                short* labels = source.Labels + b * pixels;
                 float* p = source.Probas + offset;
                 for (long i = 0; i < pixels; i++)
                 {
-                    long label = labels[i];
+                    int label = labels[i];
                     if (label < 0) continue;
                     bool fg = label == id;
                     keys[n] = DescendingKey(MathF.Abs((fg ? 1f : 0f) - p[i]));
@@ -147,43 +154,37 @@ internal static unsafe class LovaszCpuKernel
     /// <summary>
     /// Histogram row of the fused kernel: count foreground and background pixels per bin of the row's segments
     /// (one per image, or the row's class in every image) into a row-local table that stays in cache, while noting
-    /// each pixel's bin, foreground flag and gradient sign in a 4-byte code; turn the counts into per-pixel weights;
-    /// then hand every pixel its bin's signed weight from its code alone. Returns the row's offset.
+    /// each pixel's slot and gradient sign in a 4-byte code; turn the counts into per-pixel weights; then hand
+    /// every pixel its slot's weight, signed, from its code alone. Both passes compute eight pixels at a time
+    /// (only the count increments are scalar). Ignored pixels go to an extra bin of weight 0, so nothing branches
+    /// on them. Returns the row's offset.
     /// </summary>
     static double HistogramSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage, int bins)
     {
-        const uint Ignored = 0x3FFF_FFFFu, ForegroundCode = 1u << 30, NegativeCode = 1u << 31, BinMask = ForegroundCode - 1;
         long firstImage = perImage ? row / source.Classes : 0;
         long imageCount = perImage ? 1 : source.Batch;
         long k = perImage ? row % source.Classes : row;
-        long id = source.Ids[k];
-        long pixels = source.Pixels;
-        var counts = ArrayPool<int>.Shared.Rent(bins * 2);   // [bin·2 + isForeground], bin 0 = largest errors
-        var perPixel = ArrayPool<float>.Shared.Rent(bins);
+        int id = (int)source.Ids[k];
+        int pixels = (int)source.Pixels;
+        var counts = ArrayPool<int>.Shared.Rent((bins + 1) * 2);   // [slot = bin·2 + isForeground], bin 0 = largest errors
+        var perPixel = ArrayPool<float>.Shared.Rent(bins + 1);
         var codes = ArrayPool<uint>.Shared.Rent((int)(imageCount * pixels));
         try
         {
-            Array.Clear(counts, 0, bins * 2);
-            long foregroundTotal = 0;
+            Array.Clear(counts, 0, (bins + 1) * 2);
             fixed (uint* codeBase = codes)
+            fixed (int* count = counts)
                 for (long b = firstImage; b < firstImage + imageCount; b++)
                 {
-                    long* labels = source.Labels + b * pixels;
-                    float* p = source.Probas + (b * source.Classes + k) * pixels;
-                    uint* code = codeBase + (b - firstImage) * pixels;
-                    for (long i = 0; i < pixels; i++)
-                    {
-                        long label = labels[i];
-                        if (label < 0) { code[i] = Ignored; continue; }
-                        bool fg = label == id;
-                        float target = fg ? 1f : 0f;
-                        int bin = Bin(MathF.Abs(target - p[i]), bins);
-                        counts[bin * 2 + (fg ? 1 : 0)]++;
-                        code[i] = (uint)bin | (fg ? ForegroundCode : 0) | (p[i] >= target ? 0 : NegativeCode);
-                        if (fg) foregroundTotal++;
-                    }
+                    var segment = new HistogramSegment(source.Labels + b * pixels, source.Probas + (b * source.Classes + k) * pixels,
+                                                       codeBase + (b - firstImage) * pixels, pixels);
+                    segment.Encode(id, bins);
+                    for (int i = 0; i < pixels; i++)
+                        count[segment.Codes[i] & ~NegativeCode]++;
                 }
 
+            long foregroundTotal = 0;
+            for (int bin = 0; bin < bins; bin++) foregroundTotal += counts[bin * 2 + 1];
             double cumForeground = 0, cumBackground = 0, previous = 0;
             for (int bin = 0; bin < bins; bin++)
             {
@@ -196,24 +197,14 @@ internal static unsafe class LovaszCpuKernel
                 perPixel[bin] = (float)((jaccard - previous) / (background + fg));
                 previous = jaccard;
             }
+            perPixel[bins] = 0;
 
             double offset = 0;
             fixed (uint* codeBase = codes)
             fixed (float* table = perPixel)
                 for (long b = firstImage; b < firstImage + imageCount; b++)
-                {
-                    float* sw = signedWeights + (b * source.Classes + k) * pixels;
-                    uint* code = codeBase + (b - firstImage) * pixels;
-                    for (long i = 0; i < pixels; i++)
-                    {
-                        uint c = code[i];
-                        if (c == Ignored) { sw[i] = 0; continue; }
-                        float weight = table[c & BinMask];
-                        float signedWeight = (c & NegativeCode) != 0 ? -weight : weight;
-                        sw[i] = signedWeight;
-                        if ((c & ForegroundCode) != 0) offset -= signedWeight;
-                    }
-                }
+                    offset += HistogramSegment.Decode(codeBase + (b - firstImage) * pixels, table,
+                                                      signedWeights + (b * source.Classes + k) * pixels, pixels);
             return offset;
         }
         finally
@@ -221,6 +212,85 @@ internal static unsafe class LovaszCpuKernel
             ArrayPool<int>.Shared.Return(counts);
             ArrayPool<float>.Shared.Return(perPixel);
             ArrayPool<uint>.Shared.Return(codes);
+        }
+    }
+
+    /// <summary>Sign bit of a histogram code: the pixel's error decreases as its probability grows (d|fg − p|/dp = −1).</summary>
+    const uint NegativeCode = 0x8000_0000u;
+
+    /// <summary>One image's pixels of one class in the histogram kernel: int16 labels (−1 = ignored), float32
+    /// probabilities, and a code per pixel (histogram slot bin·2 + isForeground, with <see cref="NegativeCode"/>).</summary>
+    readonly struct HistogramSegment(short* labels, float* probas, uint* codes, int pixels)
+    {
+        public readonly uint* Codes = codes;
+
+        /// <summary>Writes every pixel's code for class <paramref name="id"/>.</summary>
+        public void Encode(int id, int bins)
+        {
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var classId = Vector256.Create(id);
+                var one = Vector256.Create(1f);
+                var binCount = Vector256.Create((float)bins);
+                var lastBin = Vector256.Create(bins - 1);
+                var ignoredBin = Vector256.Create(bins);
+                var sign = Vector256.Create(NegativeCode);
+                for (; i + 8 <= pixels; i += 8)
+                {
+                    var packed = Vector128.Load(labels + i);
+                    var label = Vector256.Create(Vector128.WidenLower(packed), Vector128.WidenUpper(packed));
+                    var p = Vector256.Load(probas + i);
+                    var foreground = Vector256.Equals(label, classId);                         // −1 or 0 per lane
+                    var target = foreground.AsSingle() & one;
+                    var error = Vector256.Abs(target - p);
+                    var fromTop = Vector256.Min(Vector256.Max(Vector256.ConvertToInt32(error * binCount), Vector256<int>.Zero), lastBin);
+                    var bin = Vector256.ConditionalSelect(Vector256.LessThan(label, Vector256<int>.Zero), ignoredBin, lastBin - fromTop);
+                    var slot = (bin << 1) - foreground;
+                    var negative = Vector256.LessThan(p, target).AsUInt32() & sign;
+                    (slot.AsUInt32() | negative).Store(Codes + i);
+                }
+            }
+            for (; i < pixels; i++)
+            {
+                int label = labels[i];
+                bool foreground = label == id;
+                float target = foreground ? 1f : 0f;
+                int bin = label < 0 ? bins : Bin(MathF.Abs(target - probas[i]), bins);
+                Codes[i] = (uint)(bin * 2 + (foreground ? 1 : 0)) | (probas[i] < target ? NegativeCode : 0);
+            }
+        }
+
+        /// <summary>Signed weight per pixel from its code and the per-slot weight table; returns the segment's
+        /// offset −Σ over foreground pixels of their signed weights.</summary>
+        public static double Decode(uint* codes, float* table, float* signedWeights, int pixels)
+        {
+            int i = 0;
+            float offset = 0;
+            if (Avx2.IsSupported)
+            {
+                var sum = Vector256<float>.Zero;
+                var sign = Vector256.Create(NegativeCode);
+                var foregroundBit = Vector256.Create(1u);
+                for (; i + 8 <= pixels; i += 8)
+                {
+                    var code = Vector256.Load(codes + i);
+                    var weight = Avx2.GatherVector256(table, ((code & ~sign) >> 1).AsInt32(), 4);
+                    var signed = (weight.AsUInt32() ^ (code & sign)).AsSingle();   // flipping the sign bit negates
+                    signed.Store(signedWeights + i);
+                    sum += signed & Vector256.Equals(code & foregroundBit, foregroundBit).AsSingle();
+                }
+                offset = -Vector256.Sum(sum);
+            }
+            for (; i < pixels; i++)
+            {
+                uint code = codes[i];
+                float weight = table[(code & ~NegativeCode) >> 1];
+                float signed = (code & NegativeCode) != 0 ? -weight : weight;
+                signedWeights[i] = signed;
+                if ((code & 1) != 0) offset -= signed;
+            }
+            return offset;
         }
     }
 
@@ -289,8 +359,6 @@ internal static unsafe class LovaszCpuKernel
             ArrayPool<int>.Shared.Return(spareOrder);
         }
     }
-
-    static ParallelOptions Options() => new() { MaxDegreeOfParallelism = Math.Max(1, torch.get_num_threads()) };
 
     /// <summary>A contiguous tensor whose data starts at its storage's start (what <see cref="Pointer{T}"/> reads).</summary>
     static Tensor Dense(Tensor t)

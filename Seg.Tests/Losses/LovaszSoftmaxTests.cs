@@ -45,15 +45,18 @@ public class LovaszSoftmaxTests
         for (int i = 0; i < 4; i++) Assert.Equal(expected[i], grad[i], 12);
     }
 
-    [Fact]
-    public void HardOneHotPredictionsGiveOneMinusIoU()
+    [Theory]
+    [InlineData(ScalarType.Float64, 0)]       // device-generic path
+    [InlineData(ScalarType.Float32, 0)]       // CPU kernel, radix sort
+    [InlineData(ScalarType.Float32, 4096)]    // CPU kernel, histogram: errors 0 and 1 fall in the end bins exactly
+    public void HardOneHotPredictionsGiveOneMinusIoU(ScalarType dtype, int bins)
     {
         using var scope = NewDisposeScope();
         var random = new Random(7);
         const int classes = 4, pixels = 30;
         var truth = Enumerable.Range(0, pixels).Select(_ => (long)random.Next(classes)).ToArray();
         var predicted = Enumerable.Range(0, pixels).Select(_ => (long)random.Next(classes)).ToArray();
-        var probas = nn.functional.one_hot(tensor(predicted), classes).to(ScalarType.Float64).t().reshape(1, classes, 5, 6);
+        var probas = nn.functional.one_hot(tensor(predicted), classes).to(dtype).t().reshape(1, classes, 5, 6);
         var labels = tensor(truth).reshape(1, 5, 6);
         var lossesOfPresent = new List<double>();
         for (int c = 0; c < classes; c++)
@@ -62,7 +65,8 @@ public class LovaszSoftmaxTests
             int union = Enumerable.Range(0, pixels).Count(i => truth[i] == c || predicted[i] == c);
             if (truth.Contains(c)) lossesOfPresent.Add(1 - (double)inter / union);
         }
-        Assert.Equal(lossesOfPresent.Average(), Lovasz.Softmax(probas, labels).item<double>(), 12);
+        Assert.Equal(lossesOfPresent.Average(), Lovasz.Softmax(probas, labels, bins: bins).to(ScalarType.Float64).item<double>(),
+                     dtype == ScalarType.Float64 ? 12 : 6);
     }
 
     public static TheoryData<string, bool, bool> OracleCases()
