@@ -89,60 +89,98 @@ internal static unsafe class LovaszCpuKernel
         }
     }
 
-    const uint ForegroundBit = 0x8000_0000u;
-
     /// <summary>Exact row of the fused kernel; returns the row's offset.</summary>
     static double ExactSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage)
     {
         long firstImage = perImage ? row / source.Classes : 0;
         long imageCount = perImage ? 1 : source.Batch;
         long k = perImage ? row % source.Classes : row;
-        long id = source.Ids[k];
+        int id = (int)source.Ids[k];
         long pixels = source.Pixels;
-        int capacity = (int)(imageCount * pixels);
-        var keys = ArrayPool<uint>.Shared.Rent(capacity);
-        var spareKeys = ArrayPool<uint>.Shared.Rent(capacity);
-        var order = ArrayPool<int>.Shared.Rent(capacity);
-        var spareOrder = ArrayPool<int>.Shared.Rent(capacity);
-        try
+        using var sorted = new SortedRow((int)(imageCount * pixels));
+        for (long b = firstImage; b < firstImage + imageCount; b++)
         {
-            int n = 0;
-            long foregroundTotal = 0;
-            for (long b = firstImage; b < firstImage + imageCount; b++)
+            long offset = (b * source.Classes + k) * pixels;
+            short* labels = source.Labels + b * pixels;
+            float* p = source.Probas + offset;
+            for (long i = 0; i < pixels; i++)
             {
-                long offset = (b * source.Classes + k) * pixels;
-                short* labels = source.Labels + b * pixels;
-                float* p = source.Probas + offset;
-                for (long i = 0; i < pixels; i++)
-                {
-                    int label = labels[i];
-                    if (label < 0) continue;
-                    bool fg = label == id;
-                    keys[n] = DescendingKey(MathF.Abs((fg ? 1f : 0f) - p[i]));
-                    // The element index fits in 31 bits (numel < 2^31); the top bit carries the foreground flag.
-                    order[n++] = (int)((uint)(offset + i) | (fg ? ForegroundBit : 0));
-                    if (fg) foregroundTotal++;
-                }
+                int label = labels[i];
+                if (label < 0) continue;
+                bool fg = label == id;
+                sorted.Add(MathF.Abs((fg ? 1f : 0f) - p[i]), offset + i, fg);
             }
-            RadixSort(ref keys, ref order, ref spareKeys, ref spareOrder, n);
-            double cumForeground = 0, cumBackground = 0, previous = 0, rowOffset = 0;
-            for (int j = 0; j < n; j++)
+        }
+        var sink = new SignedWeightSink(source.Probas, signedWeights);
+        sorted.Walk(ref sink);
+        return sink.Offset;
+    }
+
+    /// <summary>Writes sign(p − fg)·w (the gradient w.r.t. p) and accumulates the row's offset −Σ sign·w·fg.</summary>
+    struct SignedWeightSink(float* probas, float* signedWeights) : IWeightSink
+    {
+        public double Offset;
+
+        public void Take(long element, bool foreground, double weight)
+        {
+            float target = foreground ? 1f : 0f;
+            double signedWeight = probas[element] < target ? -weight : weight;
+            signedWeights[element] = (float)signedWeight;
+            Offset -= signedWeight * target;
+        }
+    }
+
+    /// <summary>Writes the weight itself.</summary>
+    readonly struct WeightSink(float* weights) : IWeightSink
+    {
+        public void Take(long element, bool foreground, double weight) => weights[element] = (float)weight;
+    }
+
+    /// <summary>Receives each element's Lovász weight, in descending order of error.</summary>
+    interface IWeightSink
+    {
+        void Take(long element, bool foreground, double weight);
+    }
+
+    /// <summary>
+    /// The valid elements of one exact row as order-preserving keys and packed element indices (the index fits in
+    /// 31 bits since numel &lt; 2^31; the top bit carries the foreground flag), in buffers from the shared pool.
+    /// <see cref="Walk"/> sorts them by a stable radix sort and hands out the Jaccard increments in order.
+    /// </summary>
+    sealed class SortedRow(int capacity) : IDisposable
+    {
+        const uint ForegroundBit = 0x8000_0000u;
+        uint[] keys = ArrayPool<uint>.Shared.Rent(capacity), spareKeys = ArrayPool<uint>.Shared.Rent(capacity);
+        int[] order = ArrayPool<int>.Shared.Rent(capacity), spareOrder = ArrayPool<int>.Shared.Rent(capacity);
+        int count;
+        long foregroundTotal;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float error, long element, bool foreground)
+        {
+            keys[count] = DescendingKey(error);
+            order[count++] = (int)((uint)element | (foreground ? ForegroundBit : 0));
+            if (foreground) foregroundTotal++;
+        }
+
+        /// <summary>Sorts by descending error and gives every element its increment of the Jaccard loss of the
+        /// sorted prefix, accumulated in double.</summary>
+        public void Walk<TSink>(ref TSink sink) where TSink : struct, IWeightSink
+        {
+            RadixSort(ref keys, ref order, ref spareKeys, ref spareOrder, count);
+            double cumForeground = 0, cumBackground = 0, previous = 0;
+            for (int j = 0; j < count; j++)
             {
                 uint packed = (uint)order[j];
-                long at = packed & ~ForegroundBit;
                 bool fg = (packed & ForegroundBit) != 0;
                 if (fg) cumForeground++; else cumBackground++;
                 double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
-                double increment = jaccard - previous;
+                sink.Take(packed & ~ForegroundBit, fg, jaccard - previous);
                 previous = jaccard;
-                float target = fg ? 1f : 0f;
-                double signedWeight = source.Probas[at] >= target ? increment : -increment;
-                signedWeights[at] = (float)signedWeight;
-                rowOffset -= signedWeight * target;
             }
-            return rowOffset;
         }
-        finally
+
+        public void Dispose()
         {
             ArrayPool<uint>.Shared.Return(keys);
             ArrayPool<uint>.Shared.Return(spareKeys);
@@ -320,44 +358,16 @@ internal static unsafe class LovaszCpuKernel
         long firstImage = perImage ? row / view.Classes : 0;
         long imageCount = perImage ? 1 : view.Batch;
         long k = perImage ? row % view.Classes : row;
-        int capacity = (int)(imageCount * view.Pixels);
-        var keys = ArrayPool<uint>.Shared.Rent(capacity);
-        var spareKeys = ArrayPool<uint>.Shared.Rent(capacity);
-        var order = ArrayPool<int>.Shared.Rent(capacity);
-        var spareOrder = ArrayPool<int>.Shared.Rent(capacity);
-        try
+        using var sorted = new SortedRow((int)(imageCount * view.Pixels));
+        for (long b = firstImage; b < firstImage + imageCount; b++)
         {
-            int n = 0;
-            long foregroundTotal = 0;
-            for (long b = firstImage; b < firstImage + imageCount; b++)
-            {
-                long offset = (b * view.Classes + k) * view.Pixels, validOffset = b * view.Pixels;
-                for (long i = 0; i < view.Pixels; i++)
-                {
-                    if (view.Valid[validOffset + i] == 0) continue;
-                    keys[n] = DescendingKey(view.Errors[offset + i]);
-                    order[n++] = (int)(offset + i);
-                    foregroundTotal += view.Foreground[offset + i];
-                }
-            }
-            RadixSort(ref keys, ref order, ref spareKeys, ref spareOrder, n);
-            double cumForeground = 0, cumBackground = 0, previous = 0;
-            for (int j = 0; j < n; j++)
-            {
-                int at = order[j];
-                if (view.Foreground[at] != 0) cumForeground++; else cumBackground++;
-                double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
-                weights[at] = (float)(jaccard - previous);
-                previous = jaccard;
-            }
+            long offset = (b * view.Classes + k) * view.Pixels, validOffset = b * view.Pixels;
+            for (long i = 0; i < view.Pixels; i++)
+                if (view.Valid[validOffset + i] != 0)
+                    sorted.Add(view.Errors[offset + i], offset + i, view.Foreground[offset + i] != 0);
         }
-        finally
-        {
-            ArrayPool<uint>.Shared.Return(keys);
-            ArrayPool<uint>.Shared.Return(spareKeys);
-            ArrayPool<int>.Shared.Return(order);
-            ArrayPool<int>.Shared.Return(spareOrder);
-        }
+        var sink = new WeightSink(weights);
+        sorted.Walk(ref sink);
     }
 
     /// <summary>A contiguous tensor whose data starts at its storage's start (what <see cref="Pointer{T}"/> reads).</summary>
