@@ -10,9 +10,9 @@ namespace Seg.Bench;
 /// <summary>
 /// Training-step cost of each <see cref="ModelFactory"/> model on the CPU: forward + mean-square loss + backward
 /// on a batch of 2 images of 256×256 in train mode, reported per image (OperationsPerInvoke = 2), 2 threads.
-/// Macro-benchmark settings (Monitoring: one invocation per iteration, 1 warm-up, 3 measured) keep big models short.
+/// Macro-benchmark settings (Monitoring: one invocation per iteration, 1 warm-up, 5 measured) keep big models short.
 /// </summary>
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 3)]
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 5)]
 public class ModelForwardBackwardBench
 {
     const int Batch = 2;
