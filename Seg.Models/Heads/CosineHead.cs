@@ -28,9 +28,13 @@ public sealed class CosineHead : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The unit-norm pixel embeddings [B,embeddingDim,h,w] of the last forward (e.g. for <see cref="CenterLoss"/>
-    /// through <see cref="PixelEmbeddingSampler"/>). It lives as long as the dispose scope of that forward.
+    /// through <see cref="PixelEmbeddingSampler"/>), attached to the graph. Computed on access, in the caller's
+    /// dispose scope, from the projection of that forward, which lives as long as the forward's dispose scope;
+    /// the forward itself never normalises the pixels (see <see cref="CosineMargin.ScaledCosine"/>).
     /// </summary>
-    public Tensor? LastEmbedding { get; private set; }
+    public Tensor? LastEmbedding => lastProjection is null ? null : nn.functional.normalize(lastProjection, p: 2, dim: 1);
+
+    Tensor? lastProjection;
 
     /// <summary>Creates the head.</summary>
     /// <param name="inChannels">Channels of the incoming features.</param>
@@ -57,8 +61,7 @@ public sealed class CosineHead : nn.Module<Tensor, Tensor>
             throw new ArgumentException(
                 $"CosineHead: features must be [B,{projection.in_channels},h,w]; got [{string.Join(",", features.shape)}].",
                 nameof(features));
-        var embedding = nn.functional.normalize(projection.forward(features), p: 2, dim: 1);
-        LastEmbedding = embedding;
-        return CosineMargin.ScaledCosine(embedding, weight, Scale);
+        lastProjection = projection.forward(features);
+        return CosineMargin.ScaledCosine(lastProjection, weight, Scale);
     }
 }
