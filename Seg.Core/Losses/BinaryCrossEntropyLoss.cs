@@ -32,14 +32,12 @@ public sealed class BinaryCrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.Binary(logits, labels);
-        var valid = LossInputs.ValidMask(y, IgnoreIndex);
-        LossInputs.RequireLabelsInRange(y, valid, 2, $"binary logits {LossInputs.Shape(logits)}");
+        var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, 2, $"binary logits {LossInputs.Shape(logits)}");
         var work = LossInputs.WorkType(x);
         var z = x.to(work);
         var target = (y.eq(1) & valid).to(work);
-        var mask = valid.to(work);
         var perPixel = -(PositiveWeight * target * nn.functional.logsigmoid(z) + (1 - target) * nn.functional.logsigmoid(-z));
-        var loss = (perPixel * mask).sum() / mask.sum().clamp_min(1);
+        var loss = LossInputs.MaskedMean(perPixel, valid.to(work));
         return loss.to(logits.dtype).MoveToOuterDisposeScope();
     }
 }

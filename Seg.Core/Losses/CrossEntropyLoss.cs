@@ -53,8 +53,7 @@ public sealed class CrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
         if (classWeights is not null && classWeights.Length != classes)
             throw new ArgumentException($"{classWeights.Length} class weights for logits {LossInputs.Shape(logits)} with {classes} classes.", nameof(logits));
         var work = LossInputs.WorkType(x);
-        var valid = LossInputs.ValidMask(y, IgnoreIndex);
-        LossInputs.RequireLabelsInRange(y, valid, classes, $"logits {LossInputs.Shape(logits)}");
+        var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, classes, $"logits {LossInputs.Shape(logits)}");
 
         var scaled = Temperature == 1.0 ? x.to(work) : x.to(work) / Temperature;
         var weights = classWeights is null ? null : tensor(classWeights, dtype: work, device: x.device);

@@ -33,8 +33,7 @@ public sealed class DiceLoss : nn.Module<Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.MultiClass(logits, labels);
         long classes = x.shape[1];
-        var valid = LossInputs.ValidMask(y, IgnoreIndex);
-        LossInputs.RequireLabelsInRange(y, valid, classes, $"logits {LossInputs.Shape(logits)}");
+        var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, classes, $"logits {LossInputs.Shape(logits)}");
         var work = LossInputs.WorkType(x);
         var mask = valid.to(work).unsqueeze(1);                                          // [B,1,H,W]
         var p = x.to(work).softmax(1) * mask;

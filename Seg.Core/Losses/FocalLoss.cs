@@ -38,15 +38,13 @@ public sealed class FocalLoss : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.MultiClass(logits, labels);
-        var valid = LossInputs.ValidMask(y, IgnoreIndex);
-        LossInputs.RequireLabelsInRange(y, valid, x.shape[1], $"logits {LossInputs.Shape(logits)}");
+        var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, x.shape[1], $"logits {LossInputs.Shape(logits)}");
         var work = LossInputs.WorkType(x);
         var target = y.masked_fill(valid.logical_not(), 0).unsqueeze(1);
         var logpTarget = x.to(work).log_softmax(1).gather(1, target).squeeze(1);
         // (1 − p)^γ through clamp_min(0): 1 − exp(log p) can round below 0, and pow of a negative base is NaN.
         var focus = (1 - logpTarget.exp()).clamp_min(0).pow(Gamma);
-        var mask = valid.to(work);
-        var loss = (-Alpha * focus * logpTarget * mask).sum() / mask.sum().clamp_min(1);
+        var loss = LossInputs.MaskedMean(-Alpha * focus * logpTarget, valid.to(work));
         return loss.to(logits.dtype).MoveToOuterDisposeScope();
     }
 }

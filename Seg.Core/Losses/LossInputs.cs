@@ -69,6 +69,19 @@ internal static class LossInputs
     public static Tensor ValidMask(Tensor labels, long? ignoreIndex) =>
         ignoreIndex is long ignore ? labels.ne(ignore) : ones_like(labels, ScalarType.Bool);
 
+    /// <summary>The non-ignored pixels of <paramref name="labels"/>, after checking that each holds a class in
+    /// [0, <paramref name="classCount"/>) (see <see cref="RequireLabelsInRange"/>).</summary>
+    public static Tensor CheckedValidMask(Tensor labels, long? ignoreIndex, long classCount, string what)
+    {
+        var valid = ValidMask(labels, ignoreIndex);
+        RequireLabelsInRange(labels, valid, classCount, what);
+        return valid;
+    }
+
+    /// <summary>Mean of per-pixel values over the pixels where <paramref name="mask"/> is 1; 0 (attached to the
+    /// graph) when there are none, where a plain mean would be 0/0.</summary>
+    public static Tensor MaskedMean(Tensor perPixel, Tensor mask) => (perPixel * mask).sum() / mask.sum().clamp_min(1);
+
     /// <summary>Throws when a non-ignored label lies outside [0, classCount).</summary>
     public static void RequireLabelsInRange(Tensor labels, Tensor valid, long classCount, string what)
     {
@@ -115,7 +128,7 @@ internal static class LossInputs
     internal static void CheckLabelRange(string owner, Tensor labels, long classes, long ignoreIndex)
     {
         using var scope = NewDisposeScope();
-        RequireLabelsInRange(labels, labels.ne(ignoreIndex), classes, owner);
+        CheckedValidMask(labels, ignoreIndex, classes, owner);
     }
 
     /// <summary>Both tensors must share a dtype (the module's parameters follow <c>.to(dtype)</c>).</summary>

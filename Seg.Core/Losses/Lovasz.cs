@@ -69,8 +69,7 @@ public static class Lovasz
         long pixels = ls[1] * ls[2];
         long classCount = binary ? 2 : ps[1];
         var flatLabels = y.reshape(batch, 1, pixels);
-        var valid = LossInputs.ValidMask(flatLabels, ignoreIndex);
-        LossInputs.RequireLabelsInRange(flatLabels, valid, classCount, $"probas {LossInputs.Shape(probas)}");
+        var valid = LossInputs.CheckedValidMask(flatLabels, ignoreIndex, classCount, $"probas {LossInputs.Shape(probas)}");
 
         var ids = SelectedClasses(classes, binary, classCount, probas);
         if (batch * pixels == 0)
@@ -145,8 +144,7 @@ public static class Lovasz
         long batch = logits.shape[0];
         long pixels = logits.shape[1] * logits.shape[2];
         var y = LossInputs.IntegerLabels(labels).reshape(batch, 1, pixels);
-        var valid = LossInputs.ValidMask(y, ignoreIndex);
-        LossInputs.RequireLabelsInRange(y, valid, 2, $"binary logits {LossInputs.Shape(logits)}");
+        var valid = LossInputs.CheckedValidMask(y, ignoreIndex, 2, $"binary logits {LossInputs.Shape(logits)}");
         if (batch * pixels == 0)
             return (logits.sum() * 0).MoveToOuterDisposeScope();
 
@@ -194,10 +192,10 @@ public static class Lovasz
     {
         var mask = eligible.to(rowLoss.dtype);
         if (!perImage)
-            return (rowLoss * mask).sum() / mask.sum().clamp_min(1);
+            return LossInputs.MaskedMean(rowLoss, mask);
         var rowsPerImage = mask.sum(-1);
         var imageLoss = (rowLoss * mask).sum(-1) / rowsPerImage.clamp_min(1);
         var imageMask = rowsPerImage.gt(0).to(rowLoss.dtype);
-        return (imageLoss * imageMask).sum() / imageMask.sum().clamp_min(1);
+        return LossInputs.MaskedMean(imageLoss, imageMask);
     }
 }

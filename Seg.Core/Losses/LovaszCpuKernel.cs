@@ -69,7 +69,8 @@ internal static unsafe class LovaszCpuKernel
         return (weights.MoveToOuterDisposeScope(), offsetTensor.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Raw views of the fused kernel's inputs: probabilities [B,K,P], labels [B,P] (−1 = ignored).</summary>
+    /// <summary>Raw views of the fused kernel's inputs: probabilities [B,K,P], labels [B,P] as int16 (−1 = ignored; class
+    /// ids fit, see <see cref="SupportsSoftmax"/>), which keeps the label reads of the per-class passes small.</summary>
     readonly struct SoftmaxSource
     {
         public readonly float* Probas;
