@@ -154,4 +154,31 @@ public class CosineMarginLossTests
         var labels = Assert.Throws<ArgumentException>(() => loss.forward(zeros(1, 3, 2, 2), Labels(0, 1)));
         Assert.Contains("[1,2,2]", labels.Message);
     }
+
+    [Fact]
+    public void ScaledCosineOfPixelEmbeddingsMatchesTheFormula()
+    {
+        // X's four rows as the pixels of a [1,3,2,2] map, plus a zero pixel in a second image: s·cos θ per pixel
+        // and class, and 0 (not NaN) for the zero vector, as F.normalize's clamped norm gives.
+        using var scope = NewDisposeScope();
+        var pixels = cat([T(X).t().reshape(1, 3, 2, 2), zeros(1, 3, 2, 2, dtype: ScalarType.Float64)], 0);
+        var logits = Values(CosineMargin.ScaledCosine(pixels, T(W), 5));
+        for (var p = 0; p < 4; p++)
+            for (var c = 0; c < 3; c++)
+            {
+                Close(5 * Cos(X[p], W[c]), logits[c * 4 + p]);
+                Assert.Equal(0.0, logits[12 + c * 4 + p]);
+            }
+    }
+
+    [Fact]
+    public void ScaledCosineNamesBadShapes()
+    {
+        using var scope = NewDisposeScope();
+        var threeDims = Assert.Throws<ArgumentException>(() => CosineMargin.ScaledCosine(zeros(2, 3, 4), T(W), 1));
+        Assert.Contains("[2,3,4]", threeDims.Message);
+        var otherD = Assert.Throws<ArgumentException>(() => CosineMargin.ScaledCosine(zeros(2, 4, 5, 5), T(W), 1));
+        Assert.Contains("[2,4,5,5]", otherD.Message);
+        Assert.Contains("[3,3]", otherD.Message);
+    }
 }
