@@ -26,7 +26,8 @@ public static class CosineMargin
         var w = nn.functional.normalize(weight, p: 2, dim: 1);
         // x̂·ŵ = (x·ŵ)/‖x‖: the features' norm is divided out of the C products instead of normalising the D
         // channels of every pixel first. On pixels that is the difference between a 1×1 convolution and a
-        // strided normalisation with its backward: 4 ms instead of 40 ms per step for B=8, D=64, C=11, 64×64.
+        // strided normalisation with its backward: the cosine head + cross-entropy, forward and backward, took
+        // 7 ms instead of 40 ms for B=8, D=64, C=11, 64×64 on 2 threads.
         var inverseNorm = features.square().sum(1, keepdim: true).clamp_min(1e-24).rsqrt();
         var dot = features.dim() == 2
             ? features.matmul(w.t())
