@@ -31,6 +31,7 @@ public static class SegRuntime
                 foreach (var dir in NativeSearchDirectories())
                     foreach (var file in Directory.EnumerateFiles(dir, GlibcxxCompat.ShimFileName))
                         TryPatch(file);
+            if (ExternalLibTorchDirectory is { } external) ExternalLibTorch.Load(external);
             try
             {
                 torch.InitializeDeviceType(DeviceType.CPU);
@@ -41,6 +42,64 @@ public static class SegRuntime
             }
             Volatile.Write(ref initialized, true);
         }
+    }
+
+    /// <summary>The application's libtorch runtime as built (<c>SegTorchBackend</c>: <c>cpu</c>, <c>cuda</c> or
+    /// <c>external</c>), read from its runtimeconfig.json; null for an application built outside Seg's build
+    /// (a library user's own project), which chose its runtime package itself.</summary>
+    public static string? Backend => AppContext.GetData("Seg.TorchBackend") as string;
+
+    /// <summary>The environment variable that names the folder of an external libtorch (<c>libtorch.so</c> and
+    /// its companions), for example a PyTorch installation's <c>torch/lib</c>.</summary>
+    public const string LibTorchDirVariable = "SEG_LIBTORCH_DIR";
+
+    /// <summary>The folder libtorch is loaded from at start-up, or null when the application ships its own
+    /// runtime. Builds with <c>SegTorchBackend=external</c> require <see cref="LibTorchDirVariable"/>; an
+    /// application built outside Seg's build uses it when it is set; <c>cpu</c> and <c>cuda</c> builds ignore it,
+    /// because two libtorch copies in one process do not work.</summary>
+    public static string? ExternalLibTorchDirectory
+    {
+        get
+        {
+            var dir = Environment.GetEnvironmentVariable(LibTorchDirVariable);
+            return Backend switch
+            {
+                "external" => string.IsNullOrWhiteSpace(dir)
+                    ? throw new NativeLoadException(
+                        $"This build of Seg loads libtorch from outside (SegTorchBackend=external), but {LibTorchDirVariable} " +
+                        $"is not set. Fix: export {LibTorchDirVariable}=<folder with libtorch.so>, for example " +
+                        $"{LibTorchDirVariable}=$(python3 -c \"import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))\"), " +
+                        "or rebuild with -p:SegTorchBackend=cpu or cuda to ship a runtime.")
+                    : dir,
+                null when !string.IsNullOrWhiteSpace(dir) => dir,
+                _ => null,
+            };
+        }
+    }
+
+    /// <summary>
+    /// The device that <paramref name="name"/> asks for: <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>, or <c>auto</c>
+    /// (CUDA device 0 when CUDA works, else the CPU). A CUDA request initialises CUDA explicitly, so that the
+    /// loader's or driver's own reason comes through.
+    /// </summary>
+    /// <exception cref="DeviceUnavailableException">The device cannot be used; the message says whether this build
+    /// lacks a CUDA runtime, no GPU or driver answered, or the index is out of range, and what to do.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not one of the forms above.</exception>
+    public static torch.Device ResolveDevice(string name)
+    {
+        Initialize();
+        if (name == "cpu") return torch.CPU;
+        if (name == "auto") return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+        var index = name == "cuda" ? 0
+            : name.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(name.AsSpan(5), out var n) && n >= 0 ? n
+            : throw new ArgumentException($"device '{name}' is not one of auto, cpu, cuda, cuda:N", nameof(name));
+        CudaDiagnosis.Initialize(name);
+        var count = torch.cuda.device_count();
+        if (index >= count)
+            throw new DeviceUnavailableException(
+                $"'{name}' asked for, but this machine has {count} CUDA device{(count == 1 ? "" : "s")} " +
+                $"(cuda:0{(count > 1 ? $" to cuda:{count - 1}" : "")}). Fix: pick one of those, or use cuda for the first.");
+        return new torch.Device(DeviceType.CUDA, index);
     }
 
     /// <summary>Set the environment variable <c>SEG_NATIVE_PATCH=0</c> to forbid start-up patching (files stay untouched).</summary>
@@ -71,29 +130,29 @@ public static class SegRuntime
     static NativeLoadException Diagnose(Exception original)
     {
         var names = new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so", GlibcxxCompat.ShimFileName };
-        var files = NativeSearchDirectories()
-            .SelectMany(d => names.Select(n => Path.Combine(d, n)))
-            .Where(File.Exists).ToList();
+        var dirs = NativeSearchDirectories().Concat(ExternalLibTorch.LoadedFrom is { } d ? [d] : Array.Empty<string>()).ToList();
+        var files = dirs.SelectMany(d => names.Select(n => Path.Combine(d, n))).Where(File.Exists).ToList();
         if (files.Count == 0)
             return new NativeLoadException(
                 $"TorchSharp's native libraries ({string.Join(", ", names)}) were not found in " +
-                $"{string.Join(", ", NativeSearchDirectories())}. Fix: reference the 'TorchSharp-cpu' package " +
-                "(0.107.0) from the application project so that its natives are copied to the output.", original);
+                $"{string.Join(", ", dirs)}. Fix: build the application with Seg's SegTorchBackend (cpu, cuda or external " +
+                $"with {LibTorchDirVariable}), or reference a runtime package ('TorchSharp-cpu' or 'TorchSharp-cuda-linux' " +
+                "0.107.0) from the application project so that its natives are copied to the output.", original);
         foreach (var file in files)
         {
             if (NativeLibrary.TryLoad(file, out _)) continue;
             string reason;
             try { NativeLibrary.Load(file); reason = "unknown"; }
-            catch (Exception e)
-            {
-                // .NET wraps the dynamic loader's message in advice text; its last line is dlerror() itself.
-                reason = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
-            }
+            catch (Exception e) { reason = ExternalLibTorch.LoaderReason(e); }
             var fix = reason.Contains("GLIBCXX_", StringComparison.Ordinal) || reason.Contains("CXXABI_", StringComparison.Ordinal)
                 ? $"the host's {GlibcxxCompat.HostLibraryPath ?? GlibcxxCompat.LibStdCxx} is older than the library asks for. " +
                   $"Seg marks the spurious {GlibcxxCompat.RequiredVersion} need of {GlibcxxCompat.ShimFileName} weak, " +
                   "but could not here (read-only file, or SEG_NATIVE_PATCH=0): rebuild so that the Seg.Core build step " +
                   "patches the output, make the file writable, or install a libstdc++ from GCC 13 or newer."
+                : reason.Contains("undefined symbol", StringComparison.Ordinal) && ExternalLibTorch.LoadedFrom is { } external
+                ? $"TorchSharp 0.107's shim was built against libtorch 2.10.0, and the libtorch in '{external}' " +
+                  $"({LibTorchDirVariable}) lacks a symbol it needs, so it is another version. Use a libtorch 2.10.x; " +
+                  $"'ldd -r {file}' with LD_LIBRARY_PATH={external} lists every missing symbol."
                 : "install the missing shared library it names (on Debian: apt-get install the package providing it).";
             return new NativeLoadException($"Native library '{file}' failed to load: {reason}. Fix: {fix}", original);
         }
@@ -103,4 +162,15 @@ public static class SegRuntime
 }
 
 /// <summary>A native library that TorchSharp needs could not be loaded; the message says which, why, and the fix.</summary>
-public sealed class NativeLoadException(string message, Exception inner) : Exception(message, inner);
+public sealed class NativeLoadException : Exception
+{
+    /// <summary>A load failure explained by <paramref name="message"/>, caused by <paramref name="inner"/>.</summary>
+    public NativeLoadException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>A requested device (CUDA) cannot be used; the message says which case it is and the fix.</summary>
+public sealed class DeviceUnavailableException : Exception
+{
+    /// <summary>A device failure explained by <paramref name="message"/>.</summary>
+    public DeviceUnavailableException(string message, Exception? inner = null) : base(message, inner) { }
+}

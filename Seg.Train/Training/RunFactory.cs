@@ -1,3 +1,4 @@
+using Seg.Core;
 using Seg.Core.Losses;
 using Seg.Data;
 using Seg.Models;
@@ -14,13 +15,12 @@ namespace Seg.Train.Training;
 /// </summary>
 public static class RunFactory
 {
-    /// <summary><c>auto</c> picks CUDA when available, else the CPU.</summary>
+    /// <summary><c>auto</c> picks CUDA when it works, else the CPU; a CUDA request that cannot be met names the
+    /// cause (see <see cref="SegRuntime.ResolveDevice"/>).</summary>
     public static Device ResolveDevice(string name, string source)
     {
-        if (name == "auto") return cuda.is_available() ? CUDA : CPU;
-        if (name.StartsWith("cuda", StringComparison.Ordinal) && !cuda.is_available())
-            throw new ConfigException(source, "train.device", $"'{name}' asked for but CUDA is not available on this machine (use auto or cpu)");
-        return new Device(name);
+        try { return SegRuntime.ResolveDevice(name); }
+        catch (DeviceUnavailableException e) { throw new ConfigException(source, "train.device", e.Message); }
     }
 
     /// <summary>The dataset split <paramref name="split"/> as configured.</summary>
