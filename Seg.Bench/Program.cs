@@ -5,6 +5,11 @@ SegRuntime.Initialize();
 if (args is ["softmax-family", .. var experimentArgs])
 {
     Seg.Bench.SoftmaxFamily.SoftmaxFamilyExperiment.Run(experimentArgs);
-    return;
+    return 0;
 }
+if (args is ["loss-step", .. var lossArgs])
+    return Seg.Bench.LossStepComparison.Run(lossArgs);
+if (args is ["train-step", .. var stepArgs])
+    return Seg.Bench.TrainStepComparison.Run(stepArgs);
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

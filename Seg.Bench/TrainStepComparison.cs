@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Seg.Core;
+using Seg.Core.Losses;
+using Seg.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using static Seg.Bench.Stats;
+
+namespace Seg.Bench;
+
+/// <summary>
+/// <c>train-step</c>: Seg's training step against PyTorch's on the same machine, in one run. The step is the
+/// default config's: <c>unet</c> (depth 3, width 16, bilinear), batch 8 of 64×64, 4 classes, AdamW, forward +
+/// backward + optimizer step, with cross-entropy (<c>ce</c>) or cross-entropy + Lovász-Softmax (<c>ce_lovasz</c>;
+/// PyTorch uses the official per-class loop, see pytorch/train_step.py). Rounds alternate which side runs first;
+/// each round times a block of steps per side, and the report gives the median step of each side and the median
+/// over rounds of the per-round ratio Seg ÷ PyTorch, so that drift on a shared machine hits both sides alike.
+/// </summary>
+public static class TrainStepComparison
+{
+    const int Batch = 8, Size = 64, Classes = 4;
+
+    public static int Run(string[] args)
+    {
+        var o = Options.Parse(args);
+        SegRuntime.Initialize();
+        if (o.Threads > 0) set_num_threads(o.Threads);
+        var device = SegRuntime.ResolveDevice(o.Device);
+        var script = o.Script ?? FindScript();
+        Console.WriteLine($"train-step: unet depth 3 width 16, batch {Batch}x{Size}x{Size}, {Classes} classes, AdamW; device {device}, " +
+                          $"{get_num_threads()} threads; {o.Rounds} rounds of {o.Steps} steps (+{o.Warmup} warm-up); PyTorch: {(o.PyTorch ? $"{o.Python} {script}" : "off")}");
+        var results = new List<object>();
+        foreach (var loss in o.Losses)
+        {
+            var seg = new List<double>();
+            var torchMs = new List<double>();
+            var ratios = new List<double>();
+            string? torchVersion = null;
+            for (int r = 0; r < o.Rounds; r++)
+            {
+                double s = 0, p = 0;
+                void RunSeg() => s = Median(SegSteps(loss, device, o));
+                void RunTorch() { var (ms, v) = TorchSteps(loss, o, script); p = Median(ms); torchVersion = v; }
+                if (!o.PyTorch) RunSeg();
+                else if (r % 2 == 0) { RunSeg(); RunTorch(); }
+                else { RunTorch(); RunSeg(); }
+                seg.Add(s);
+                if (o.PyTorch) { torchMs.Add(p); ratios.Add(s / p); }
+                Console.WriteLine($"  {loss} round {r + 1}: Seg {s:F2} ms" + (o.PyTorch ? $", PyTorch {p:F2} ms, ratio {s / p:F3}" : ""));
+            }
+            var line = $"{loss}: Seg {Median(seg):F2} ms/step";
+            if (o.PyTorch)
+                line += $", PyTorch {torchVersion} {Median(torchMs):F2} ms/step, Seg ÷ PyTorch {Median(ratios):F3} (rounds {ratios.Min():F3}–{ratios.Max():F3})";
+            Console.WriteLine(line);
+            results.Add(new { loss, device = device.ToString(), threads = get_num_threads(), seg_ms = Median(seg),
+                pytorch_ms = o.PyTorch ? Median(torchMs) : (double?)null, ratio = o.PyTorch ? Median(ratios) : (double?)null,
+                pytorch = torchVersion, rounds = o.Rounds, steps = o.Steps });
+        }
+        if (o.Json is { } json)
+        {
+            File.WriteAllText(json, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine($"wrote {json}");
+        }
+        return 0;
+    }
+
+    /// <summary>Per-step milliseconds of Seg's step: a fresh model and optimizer each block, as PyTorch's side.</summary>
+    static List<double> SegSteps(string loss, Device device, Options o)
+    {
+        using var outer = NewDisposeScope();
+        manual_seed(0);
+        var model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = 3, UnetBaseWidth = 16, UnetBilinear = true });
+        model.to(device).train();
+        var optimizer = optim.AdamW(model.parameters(), 0.003, weight_decay: 1e-4);
+        var terms = new List<LossTerm> { new("cross_entropy", new CrossEntropyLoss(ignoreIndex: 255)) };
+        if (loss == "ce_lovasz") terms.Add(new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255, bins: o.Bins)));
+        var criterion = new CompositeLoss(terms);
+        criterion.to(device);
+        var images = randn(Batch, 3, Size, Size).to(device);
+        var labels = randint(0, Classes, [Batch, Size, Size], dtype: ScalarType.Int64)
+            .masked_fill(rand(Batch, Size, Size).lt(0.05), 255).to(device);
+        var times = new List<double>();
+        for (int i = 0; i < o.Warmup + o.Steps; i++)
+        {
+            Synchronize(device);
+            var watch = Stopwatch.StartNew();
+            using (NewDisposeScope())
+            {
+                var value = criterion.forward(model.forward(images), labels);
+                optimizer.zero_grad();
+                value.backward();
+                optimizer.step();
+            }
+            Synchronize(device);
+            if (i >= o.Warmup) times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        return times;
+    }
+
+    static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA) cuda.synchronize(device);
+    }
+
+    static (List<double> Ms, string Version) TorchSteps(string loss, Options o, string script)
+    {
+        var psi = new ProcessStartInfo(o.Python)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { script, "--loss", loss, "--device", o.Device == "auto" ? (cuda.is_available() ? "cuda" : "cpu") : o.Device,
+                     "--steps", $"{o.Steps}", "--warmup", $"{o.Warmup}", "--threads", $"{get_num_threads()}" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {o.Python}");
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"{o.Python} {script} exited with {p.ExitCode}: {stderr.Result.Trim()}");
+        using var doc = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        var ms = doc.RootElement.GetProperty("steps_ms").EnumerateArray().Select(e => e.GetDouble()).ToList();
+        return (ms, doc.RootElement.GetProperty("torch").GetString() ?? "?");
+    }
+
+    static string FindScript()
+    {
+        foreach (var root in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+            for (var d = new DirectoryInfo(root); d != null; d = d.Parent)
+                foreach (var rel in new[] { "pytorch/train_step.py", "Seg.Bench/pytorch/train_step.py" })
+                    if (File.Exists(Path.Combine(d.FullName, rel))) return Path.Combine(d.FullName, rel);
+        throw new FileNotFoundException("Seg.Bench/pytorch/train_step.py not found above the app or the working folder; pass --script PATH");
+    }
+
+
+    sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
+        string Python, string? Script, string[] Losses, string? Json)
+    {
+        public static Options Parse(string[] args)
+        {
+            var o = new Options("cpu", 2, 7, 20, 5, 0, true,
+                File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3", null, ["ce", "ce_lovasz"], null);
+            for (int i = 0; i < args.Length; i++)
+            {
+                string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"train-step: {args[i]} needs a value");
+                int Int() { var v = Next(); return int.TryParse(v, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n : throw new ArgumentException($"train-step: {args[i - 1]} wants a whole number, got '{v}'"); }
+                o = args[i] switch
+                {
+                    "--device" => o with { Device = Next() },
+                    "--threads" => o with { Threads = Int() },
+                    "--rounds" => o with { Rounds = Math.Max(1, Int()) },
+                    "--steps" => o with { Steps = Math.Max(1, Int()) },
+                    "--warmup" => o with { Warmup = Int() },
+                    "--bins" => o with { Bins = Int() },
+                    "--no-pytorch" => o with { PyTorch = false },
+                    "--python" => o with { Python = Next() },
+                    "--script" => o with { Script = Next() },
+                    "--losses" => o with { Losses = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
+                    "--json" => o with { Json = Next() },
+                    _ => throw new ArgumentException($"train-step: unknown option '{args[i]}' (options: --device, --threads, --rounds, --steps, --warmup, --bins, --losses ce,ce_lovasz, --python, --script, --no-pytorch, --json)"),
+                };
+            }
+            foreach (var l in o.Losses)
+                if (l is not ("ce" or "ce_lovasz")) throw new ArgumentException($"train-step: --losses takes ce and ce_lovasz, got '{l}'");
+            return o;
+        }
+    }
+}
