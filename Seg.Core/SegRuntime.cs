@@ -89,7 +89,7 @@ public static class SegRuntime
     {
         Initialize();
         if (name == "cpu") return torch.CPU;
-        if (name == "auto") return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+        if (name == "auto") return torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, 0) : torch.CPU;
         var index = name == "cuda" ? 0
             : name.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(name.AsSpan(5), out var n) && n >= 0 ? n
             : throw new ArgumentException($"device '{name}' is not one of auto, cpu, cuda, cuda:N", nameof(name));

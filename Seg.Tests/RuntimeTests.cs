@@ -5,6 +5,7 @@ using TorchSharp;
 
 namespace Seg.Tests;
 
+[Collection(DotnetBuilds.Name)]
 public class RuntimeTests
 {
     [Fact]
@@ -131,7 +132,7 @@ public class RuntimeTests
         throw new InvalidOperationException("seg.sln not found above " + AppContext.BaseDirectory);
     }
 
-    static (int ExitCode, string Stdout, string Stderr) Run(string file, string args, string workDir, params (string Key, string Value)[] env)
+    internal static (int ExitCode, string Stdout, string Stderr) Run(string file, string args, string workDir, params (string Key, string Value)[] env)
     {
         var psi = new ProcessStartInfo(file, args)
         {

@@ -3,11 +3,12 @@
 # network, unpack a self-contained `SegTorchBackend=external` publish of Seg.Train + Seg.Bench, point
 # SEG_LIBTORCH_DIR at PyTorch's torch/lib, check with `ldd -r` that TorchSharp's shim resolves against that
 # libtorch, then train the default config on CUDA and on the CPU and run the step benchmarks.
-#   usage: Seg.Bench/gpu/gpu-run.sh PACK.tar.xz OUTDIR
-# The pack is made on a build machine by Seg.Bench/gpu/pack.sh. Every step has a time limit; logs go to OUTDIR.
+#   usage: Seg.Bench/gpu/gpu-run.sh PACKDIR OUTDIR
+# PACKDIR is what Seg.Bench/gpu/pack.sh made on a build machine. Every step has a time limit; logs go to OUTDIR.
 set -u
 pack=$1; out=$2; mkdir -p "$out"
-work=$(mktemp -d); tar -xJf "$pack" -C "$work"; seg=$work/seg
+work=$(mktemp -d); tar -xJf "$pack/seg.tar.xz" -C "$work"; seg=$work/seg
+xz -dc "$pack/libOpenCvSharpExtern.so.xz" > "$seg/libOpenCvSharpExtern.so"
 py=$(command -v python3)
 lib=$("$py" -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
 export SEG_LIBTORCH_DIR=$lib DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1

@@ -83,7 +83,7 @@ public static class Trainer
         CheckpointState State(long iteration) => new(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
             classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
 
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {device.type}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
