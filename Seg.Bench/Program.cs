@@ -2,6 +2,7 @@ using BenchmarkDotNet.Running;
 using Seg.Core;
 
 SegRuntime.Initialize();
+if (SegRuntime.Note is { } note) Console.Error.WriteLine("note: " + note);
 if (args is ["softmax-family", .. var experimentArgs])
 {
     Seg.Bench.SoftmaxFamily.SoftmaxFamilyExperiment.Run(experimentArgs);

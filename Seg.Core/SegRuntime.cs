@@ -40,9 +40,15 @@ public static class SegRuntime
             {
                 throw Diagnose(e);
             }
+            Note = HiddenCacheTopology.Apply();
             Volatile.Write(ref initialized, true);
         }
     }
+
+    /// <summary>A one-line note on how Seg set libtorch up for this host, or null when nothing needs saying:
+    /// on CPUs that hide their cache sizes (some VMs) oneDNN's convolutions crash or give NaN gradients, so
+    /// <see cref="Initialize"/> switches libtorch to its own convolutions and says so here. Applications print it.</summary>
+    public static string? Note { get; private set; }
 
     /// <summary>The application's libtorch runtime as built (<c>SegTorchBackend</c>: <c>cpu</c>, <c>cuda</c> or
     /// <c>external</c>), read from its runtimeconfig.json; null for an application built outside Seg's build

@@ -3,4 +3,5 @@ using Seg.Train.Cli;
 
 // Native libraries that fail to load are reported like every other failure: one line naming the cause and the fix.
 var status = SegCli.Guard(() => { SegRuntime.Initialize(); return 0; });
+if (status == 0 && SegRuntime.Note is { } note) Console.Error.WriteLine("note: " + note);
 return status != 0 ? status : SegCli.Run(args);

@@ -1,0 +1,12 @@
+using System.Runtime.CompilerServices;
+using Seg.Core;
+
+namespace Seg.Tests;
+
+internal static class TestRuntime
+{
+    /// <summary>Every test class runs on a libtorch set up as Seg's applications set it up (the GLIBCXX fix, and
+    /// no oneDNN convolutions on hosts that hide their cache sizes), whichever test touches torch first.</summary>
+    [ModuleInitializer]
+    internal static void Initialize() => SegRuntime.Initialize();
+}
