@@ -200,7 +200,7 @@ public sealed class ConfusionMatrix : IDisposable
                 fp[i, k] = flat[at + Fp * NumClasses];
                 fn[i, k] = flat[at + Fn * NumClasses];
             }
-        return new ImageStatistics(tp, fp, fn);
+        return new ImageStatistics(tp, fp, fn, owned: true);
     }
 
     // Reads the device-side range check (a no-op for CPU updates, which were checked as they came).

@@ -25,10 +25,28 @@ public sealed class ImageStatistics
             foreach (var v in array)
                 if (v < 0) throw new ArgumentException($"{name} holds a negative count ({v}).", name);
         (tp, fp, fn) = ((long[,])truePositives.Clone(), (long[,])falsePositives.Clone(), (long[,])falseNegatives.Clone());
-        Images = n;
-        Classes = c;
-        for (var i = 0; i < n; i++)
-            if (Scored(i)) ScoredImages++;
+        (Images, Classes) = (n, c);
+        scored = CountScored();
+    }
+
+    // Takes ownership of arrays that ConfusionMatrix has just filled from non-negative counts.
+    internal ImageStatistics(long[,] truePositives, long[,] falsePositives, long[,] falseNegatives, bool owned)
+    {
+        (tp, fp, fn) = (truePositives, falsePositives, falseNegatives);
+        (Images, Classes) = (tp.GetLength(0), tp.GetLength(1));
+        scored = CountScored();
+    }
+
+    readonly bool[] scored;
+
+    bool[] CountScored()
+    {
+        var result = new bool[Images];
+        for (var i = 0; i < Images; i++)
+            for (var c = 0; c < Classes && !result[i]; c++)
+                result[i] = tp[i, c] + fn[i, c] > 0;
+        ScoredImages = result.Count(s => s);
+        return result;
     }
 
     /// <summary>Number of images, scored or not.</summary>
@@ -38,7 +56,7 @@ public sealed class ImageStatistics
     public int Classes { get; }
 
     /// <summary>Number of images with at least one labelled pixel.</summary>
-    public int ScoredImages { get; }
+    public int ScoredImages { get; private set; }
 
     /// <summary>Pixels of image <paramref name="image"/> labelled and predicted <paramref name="c"/>.</summary>
     public long TruePositives(int image, int c) => tp[image, c];
@@ -50,12 +68,7 @@ public sealed class ImageStatistics
     public long FalseNegatives(int image, int c) => fn[image, c];
 
     /// <summary>Whether the image has a labelled pixel: images with none are not scored.</summary>
-    public bool Scored(int image)
-    {
-        for (var c = 0; c < Classes; c++)
-            if (tp[image, c] + fn[image, c] > 0) return true;
-        return false;
-    }
+    public bool Scored(int image) => scored[image];
 
     /// <summary>
     /// Sum over scored images of each image's mean IoU over the classes present in its ground truth or its

@@ -31,8 +31,15 @@ public sealed class PerImageScores
         this.images = images;
         this.classes = classes;
         Binary = binary;
-        imagesSorted = images.Where(v => v.HasValue).Select(v => v!.Value).Order().ToArray();
-        classesSorted = classes.Select(v => v.Order().ToArray()).ToArray();
+        imagesSorted = Sorted(images.Where(v => v.HasValue).Select(v => v!.Value).ToArray());
+        classesSorted = classes.Select(v => Sorted((double[])v.Clone())).ToArray();
+    }
+
+    // Array.Sort's primitive path: several times faster than LINQ's Order on large evaluation sets.
+    static double[] Sorted(double[] values)
+    {
+        Array.Sort(values);
+        return values;
     }
 
     /// <summary>No image scored: every mean is 0.</summary>

@@ -16,7 +16,7 @@ public class FineGrainedMeanIoUTests
     //   C  labels 0 0 1 / 1 2 2   preds the same        all IoU 1
     //   D  all ignored                                   not scored
     // Image scores: 7/12, 3/4, 1 -> mIoU^I = 7/9. Per class: c0 {2/3, 1}, c1 {1/2, 1}, c2 {3/4, 1} -> mIoU^C = 59/72.
-    static ConfusionMatrix HandWorked()
+    internal static ConfusionMatrix HandWorked()
     {
         var cm = new ConfusionMatrix(3);
         cm.Update(tensor(new long[] { 0, 0, 1, 1, 1, 2, 2, 2, 0, 2, 1, 1, 0, 0, 1, 1, 2, 2 }).view(3, 2, 3),
@@ -128,6 +128,19 @@ public class FineGrainedMeanIoUTests
         var m = SegmentationMetrics.From(cm);
         Assert.Equal("q", Assert.Throws<ArgumentOutOfRangeException>(() => m.WorstMeanIoUPerImage(q)).ParamName);
         Assert.Equal("q", Assert.Throws<ArgumentOutOfRangeException>(() => m.WorstMeanIoUPerClass(q)).ParamName);
+    }
+
+    [Fact]
+    public void StatisticsBuiltByHandAreValidatedAndScored()
+    {
+        // Image 0: class 0 tp 3, fn 1; class 1 fp 1 (only predicted). Image 1: nothing labelled.
+        var stats = new ImageStatistics(new long[,] { { 3, 0 }, { 0, 0 } }, new long[,] { { 0, 1 }, { 0, 0 } }, new long[,] { { 1, 0 }, { 0, 0 } });
+        Assert.Equal((2, 1), (stats.Images, stats.ScoredImages));
+        Assert.False(stats.Scored(1));
+        Assert.Equal(3.0 / 4, PerImageScores.From(stats, binary: false).MeanPerImage, 12); // class 1 not in the ground truth
+        Assert.Equal(0.0, PerImageScores.From(stats).MeanPerImage, 12);                    // two classes: foreground only predicted
+        Assert.Equal("falsePositives", Assert.Throws<ArgumentException>(() => new ImageStatistics(new long[2, 2], new long[2, 3], new long[2, 2])).ParamName);
+        Assert.Contains("negative", Assert.Throws<ArgumentException>(() => new ImageStatistics(new long[,] { { -1 } }, new long[1, 1], new long[1, 1])).Message);
     }
 
     [Fact]
