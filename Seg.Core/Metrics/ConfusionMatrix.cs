@@ -5,20 +5,33 @@ namespace Seg.Core.Metrics;
 
 /// <summary>
 /// Accumulates a segmentation confusion matrix (rows: ground truth, columns: prediction) over many batches, on
-/// the device of the tensors it is given, with one <c>bincount</c> per batch. It also accumulates the per-image
-/// mean IoU (each image's IoU over the classes present in its ground truth or prediction), the measure that
-/// Lovász-Softmax in per-image mode optimises. Pixels whose label equals <see cref="IgnoreIndex"/> count nowhere.
+/// the device of the tensors it is given. Beside the dataset-level matrix it keeps, for every image (dimension 0 of
+/// what <see cref="Update"/> receives), the true-positive, false-positive and false-negative pixel count of each
+/// class: O(images × classes) numbers, from which <see cref="SegmentationMetrics"/> derives the per-image and
+/// per-class mIoU (mIoU^I, mIoU^C) and their worst-case variants. Predictions themselves are not kept. Pixels whose
+/// label equals <see cref="IgnoreIndex"/> count nowhere.
 /// </summary>
+/// <remarks>
+/// <see cref="Update"/> never waits for the device: counts are scattered with <c>index_add_</c> into fixed-size
+/// buffers (no <c>masked_select</c> or <c>bincount</c>, whose output sizes need the host). On the CPU, labels and
+/// predictions outside [0, C) are rejected by <see cref="Update"/> itself; on another device the range check runs
+/// on the device too and its verdict is read, and thrown, when the results are read (<see cref="ToArray"/>,
+/// <see cref="ToImageStatistics"/>, <see cref="SegmentationMetrics.From"/>).
+/// </remarks>
 /// <example><code>
 /// var cm = new ConfusionMatrix(numClasses: 21);
 /// foreach (var (images, labels) in val) cm.Update(model.forward(images), labels);
-/// var m = SegmentationMetrics.From(cm);   // m.MeanIoU, m.Classes[c].IoU, ...
+/// var m = SegmentationMetrics.From(cm);   // m.MeanIoU, m.MeanIoUPerImage, m.WorstMeanIoUPerImage(0.1), ...
 /// </code></example>
 public sealed class ConfusionMatrix : IDisposable
 {
-    Tensor? counts;           // [C, C] int64 on the device of the first update
-    Tensor? imageIoUSum;      // scalar float64
-    long imageCount;
+    // Columns of the per-image statistics, in the official code's order.
+    const int Tp = 0, Fp = 1, Fn = 2;
+
+    Tensor? counts;      // [C, C] int64 on the device of the first update
+    Tensor? perImage;    // [capacity, 3, C] int64: tp, fp, fn of each class in each image seen; rows [0, rows) used
+    long rows;
+    Tensor? ranges;      // [4] int64: min and max labelled label, min and max prediction at labelled pixels
 
     /// <summary>Creates an empty matrix for <paramref name="numClasses"/> classes.</summary>
     /// <param name="numClasses">Number of classes C (labels 0..C-1).</param>
@@ -38,18 +51,24 @@ public sealed class ConfusionMatrix : IDisposable
     /// <summary>Label value left out of every count.</summary>
     public long IgnoreIndex { get; }
 
-    /// <summary>Number of images seen that had at least one labelled pixel (the denominator of image mIoU).</summary>
-    public long ImageCount => imageCount;
+    /// <summary>Tests set this to run, on the CPU, the range check that other devices defer to the first read.</summary>
+    internal bool DeferRangeCheck { get; init; }
 
-    /// <summary>Sum over images of each image's mean IoU; <see cref="ImageCount"/> images contributed.</summary>
-    public double ImageIoUSum => imageIoUSum is null ? 0.0 : imageIoUSum.item<double>();
+    /// <summary>Number of images seen that had at least one labelled pixel (the images that are scored).</summary>
+    public long ImageCount => ToImageStatistics().ScoredImages;
+
+    /// <summary>
+    /// Sum over scored images of each image's mean IoU over the classes present in its ground truth or prediction
+    /// (the <c>image_mIoU</c> of the reports); <see cref="ImageCount"/> images contributed.
+    /// </summary>
+    public double ImageIoUSum => ToImageStatistics().UnionMeanIoUSum();
 
     /// <summary>
     /// Adds a batch. <paramref name="predictions"/> are class indices shaped like <paramref name="labels"/>
-    /// ([B, H, W] or [H, W]) or logits/scores with one extra class dimension at dim 1 ([B, C, H, W]), from which
-    /// the arg-max is taken. Labels must lie in [0, C) or equal <see cref="IgnoreIndex"/>.
+    /// ([B, H, W], or [H, W] for one image) or logits/scores with one extra class dimension at dim 1
+    /// ([B, C, H, W]), from which the arg-max is taken. Labels must lie in [0, C) or equal <see cref="IgnoreIndex"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">Shapes disagree, or a label or prediction is out of range.</exception>
+    /// <exception cref="ArgumentException">Shapes or devices disagree, or (on the CPU) a label or prediction is out of range.</exception>
     public void Update(Tensor predictions, Tensor labels)
     {
         ArgumentNullException.ThrowIfNull(predictions);
@@ -71,56 +90,86 @@ public sealed class ConfusionMatrix : IDisposable
         var lab = (batched ? labels : labels.unsqueeze(0)).flatten(1).to(ScalarType.Int64);
         var prd = (batched ? pred : pred.unsqueeze(0)).flatten(1).to(ScalarType.Int64);
         long b = lab.shape[0], c = NumClasses;
+        var device = lab.device;
 
         var valid = lab.ne(IgnoreIndex);
-        var labelled = lab.masked_select(valid);
-        var predicted = prd.masked_select(valid);
-        if (labelled.numel() > 0)
-        {
-            var bad = labelled.lt(0).logical_or(labelled.ge(c)).any().item<bool>();
-            if (bad)
-                throw new ArgumentException($"labels hold values outside [0, {c}) other than the ignore index {IgnoreIndex} (min {labelled.min().item<long>()}, max {labelled.max().item<long>()}).", nameof(labels));
-            var badPred = predicted.lt(0).logical_or(predicted.ge(c)).any().item<bool>();
-            if (badPred)
-                throw new ArgumentException($"predictions hold class indices outside [0, {c}) (min {predicted.min().item<long>()}, max {predicted.max().item<long>()}).", nameof(predictions));
-        }
+        var batchRanges = Ranges(lab, prd, valid);
+        if (device.type == DeviceType.CPU && !DeferRangeCheck) ThrowIfOutOfRange(batchRanges); // free here: the CPU has no queue to stall
 
-        // One bincount over (image, label, prediction) triples gives every image's own matrix.
-        var image = arange(b, device: lab.device).unsqueeze(1).expand(b, lab.shape[1]).masked_select(valid);
-        var perImage = (image * (c * c) + labelled * c + predicted).bincount(null, b * c * c).view(b, c, c);
-        var batchCounts = perImage.sum(dim: 0); // a bare sum(0) would bind to sum(ScalarType)
+        // One scatter of (image, label, prediction) triples gives every image's own C×C matrix. Ignored pixels add
+        // 0; clamping keeps every index inside the buffer even for out-of-range values (which are reported anyway).
+        var cell = arange(b, device: device).unsqueeze(1) * (c * c) + lab.clamp(0, c - 1) * c + prd.clamp(0, c - 1);
+        var matrices = zeros(b * c * c, ScalarType.Int64, device)
+            .index_add_(0, cell.flatten(), valid.flatten().to(ScalarType.Int64), 1).view(b, c, c);
+
+        var tp = matrices.diagonal(0, 1, 2);
+        var stats = stack([tp, matrices.sum(1) - tp, matrices.sum(2) - tp], 1); // [B, 3, C]: tp, fp, fn
+        Append(stats, matrices.sum(dim: 0), batchRanges); // a bare sum(0) would bind to sum(ScalarType)
+    }
+
+    // [4]: min/max of the labels and of the predictions over labelled pixels (±long.MaxValue when there are none).
+    static Tensor Ranges(Tensor lab, Tensor prd, Tensor valid)
+    {
+        var high = tensor(long.MaxValue, device: lab.device);
+        var low = tensor(long.MinValue, device: lab.device);
+        return stack([
+            lab.where(valid, high).min(), lab.where(valid, low).max(),
+            prd.where(valid, high).min(), prd.where(valid, low).max()]);
+    }
+
+    void ThrowIfOutOfRange(Tensor r)
+    {
+        var v = r.cpu().data<long>().ToArray();
+        if (v[0] > v[1]) return; // no labelled pixel
+        long c = NumClasses;
+        if (v[0] < 0 || v[1] >= c)
+            throw new ArgumentException($"labels hold values outside [0, {c}) other than the ignore index {IgnoreIndex} (min {v[0]}, max {v[1]}).", "labels");
+        if (v[2] < 0 || v[3] >= c)
+            throw new ArgumentException($"predictions hold class indices outside [0, {c}) (min {v[2]}, max {v[3]}).", "predictions");
+    }
+
+    void Append(Tensor stats, Tensor batchCounts, Tensor batchRanges)
+    {
+        long b = stats.shape[0];
         if (counts is null)
         {
             // The running state outlives every caller's dispose scope: detach it from all of them.
-            counts = batchCounts.detach().clone().DetachFromDisposeScope();
-            imageIoUSum = zeros(Array.Empty<long>(), ScalarType.Float64, lab.device).DetachFromDisposeScope();
+            counts = batchCounts.clone().DetachFromDisposeScope();
+            ranges = batchRanges.clone().DetachFromDisposeScope();
         }
         else
         {
+            // Later batches may come from another device: the state stays where it started.
             counts.add_(batchCounts.to(counts.device));
+            var r = batchRanges.to(ranges!.device);
+            ranges.copy_(stack([ranges[0].minimum(r[0]), ranges[1].maximum(r[1]), ranges[2].minimum(r[2]), ranges[3].maximum(r[3])]));
         }
-
-        var (iou, present) = IoU(perImage.to(ScalarType.Float64));
-        var hasPixels = valid.any(1);
-        var perImageMean = (iou * present).sum(1) / present.sum(1).clamp_min(1.0);
-        imageIoUSum!.add_(perImageMean.masked_select(hasPixels).sum().to(imageIoUSum.device));
-        imageCount += hasPixels.sum().item<long>();
+        Reserve(rows + b, counts.device);
+        perImage!.narrow(0, rows, b).copy_(stats);
+        rows += b;
     }
 
-    /// <summary>IoU per class of [.., C, C] matrices, and a 0/1 mask of classes with a non-empty union.</summary>
-    static (Tensor IoU, Tensor Present) IoU(Tensor m)
+    // Grows the per-image buffer geometrically, so that N images cost O(N) copies in all.
+    void Reserve(long needed, Device device)
     {
-        var tp = m.diagonal(0, -2, -1);
-        var union = m.sum(-1) + m.sum(-2) - tp;
-        var present = union.gt(0).to(ScalarType.Float64);
-        return (tp / union.clamp_min(1.0), present);
+        var capacity = perImage?.shape[0] ?? 0;
+        if (needed <= capacity) return;
+        var grown = zeros([Math.Max(needed, Math.Max(64, 2 * capacity)), 3, NumClasses], ScalarType.Int64, device);
+        if (perImage is not null)
+        {
+            grown.narrow(0, 0, rows).copy_(perImage.narrow(0, 0, rows));
+            perImage.Dispose();
+        }
+        perImage = grown.DetachFromDisposeScope();
     }
 
     /// <summary>The accumulated counts as a [C, C] array (row: ground truth, column: prediction), copied to the CPU.</summary>
+    /// <exception cref="ArgumentException">An update on a non-CPU device held a label or prediction out of range.</exception>
     public long[,] ToArray()
     {
         var result = new long[NumClasses, NumClasses];
         if (counts is null) return result;
+        CheckRanges();
         using var cpu = counts.cpu();
         var flat = cpu.data<long>().ToArray();
         for (var i = 0; i < NumClasses; i++)
@@ -129,34 +178,60 @@ public sealed class ConfusionMatrix : IDisposable
         return result;
     }
 
-    /// <summary>Adds another matrix's counts (for example from another device or worker) into this one.</summary>
+    /// <summary>
+    /// The per-image statistics of every image given to <see cref="Update"/>, in order (images without a labelled
+    /// pixel included, see <see cref="Metrics.ImageStatistics.Scored"/>), copied to the CPU in one transfer of
+    /// O(images × classes) numbers.
+    /// </summary>
+    /// <exception cref="ArgumentException">An update on a non-CPU device held a label or prediction out of range.</exception>
+    public ImageStatistics ToImageStatistics()
+    {
+        if (perImage is null) return new ImageStatistics(new long[0, NumClasses], new long[0, NumClasses], new long[0, NumClasses]);
+        CheckRanges();
+        using var cpu = perImage.narrow(0, 0, rows).cpu();
+        var flat = cpu.data<long>().ToArray();
+        var n = (int)rows;
+        long[,] tp = new long[n, NumClasses], fp = new long[n, NumClasses], fn = new long[n, NumClasses];
+        for (var i = 0; i < n; i++)
+            for (var k = 0; k < NumClasses; k++)
+            {
+                var at = 3L * i * NumClasses + k; // row-major [N, 3, C]
+                tp[i, k] = flat[at + Tp * NumClasses];
+                fp[i, k] = flat[at + Fp * NumClasses];
+                fn[i, k] = flat[at + Fn * NumClasses];
+            }
+        return new ImageStatistics(tp, fp, fn, owned: true);
+    }
+
+    // Reads the device-side range check (a no-op for CPU updates, which were checked as they came).
+    void CheckRanges()
+    {
+        if (ranges is not null) ThrowIfOutOfRange(ranges);
+    }
+
+    /// <summary>
+    /// Adds another matrix's counts and per-image statistics (for example from another device or worker) into
+    /// this one; the other matrix's images come after this one's.
+    /// </summary>
     public void Merge(ConfusionMatrix other)
     {
         ArgumentNullException.ThrowIfNull(other);
         if (other.NumClasses != NumClasses)
             throw new ArgumentException($"cannot merge a {other.NumClasses}-class matrix into a {NumClasses}-class one.", nameof(other));
         if (other.counts is null) return;
-        if (counts is null)
-        {
-            counts = other.counts.clone().DetachFromDisposeScope();
-            imageIoUSum = other.imageIoUSum!.clone().DetachFromDisposeScope();
-        }
-        else
-        {
-            counts.add_(other.counts.to(counts.device));
-            imageIoUSum!.add_(other.imageIoUSum!.to(imageIoUSum.device));
-        }
-        imageCount += other.imageCount;
+        using var scope = NewDisposeScope();
+        var device = counts?.device ?? other.counts.device;
+        Append(other.perImage!.narrow(0, 0, other.rows).to(device), other.counts.to(device), other.ranges!.to(device));
     }
 
     /// <summary>Forgets everything accumulated so far.</summary>
     public void Reset()
     {
         counts?.Dispose();
-        imageIoUSum?.Dispose();
-        counts = null;
-        imageIoUSum = null;
-        imageCount = 0;
+        perImage?.Dispose();
+        ranges?.Dispose();
+        counts = perImage = ranges = null;
+        rows = 0;
     }
 
     /// <inheritdoc />

@@ -10,20 +10,43 @@ namespace Seg.Core.Metrics;
 /// <param name="PixelAccuracy">aAcc: correctly classified labelled pixels / labelled pixels.</param>
 /// <param name="MeanAccuracy">mAcc: mean per-class recall over classes present in the ground truth.</param>
 /// <param name="MeanDice">mDice: mean of the defined per-class Dice scores.</param>
-/// <param name="ImageMeanIoU">image mIoU: mean over images of each image's mIoU (the measure Lovász-Softmax in
-/// per-image mode optimises); 0 when no image had a labelled pixel.</param>
+/// <param name="ImageMeanIoU">image mIoU: mean over images of each image's mean IoU over the classes present in its
+/// ground truth or its prediction; 0 when no image had a labelled pixel. It differs from
+/// <see cref="MeanIoUPerImage"/> (mIoU^I), which averages only the classes of the image's ground truth and, with two
+/// classes, scores the foreground alone.</param>
 /// <param name="LabelledPixels">Number of labelled (not ignored) pixels seen.</param>
 /// <param name="Images">Number of images that contributed to <paramref name="ImageMeanIoU"/>.</param>
 public sealed record SegmentationMetrics(
     IReadOnlyList<ClassMetrics> Classes, double MeanIoU, double PixelAccuracy, double MeanAccuracy,
     double MeanDice, double ImageMeanIoU, long LabelledPixels, long Images)
 {
+    /// <summary>
+    /// Per-image and per-class scores behind <see cref="MeanIoUPerImage"/>, <see cref="MeanIoUPerClass"/> and the
+    /// worst-case variants (empty, so all 0, for scores made from dataset-level counts alone).
+    /// </summary>
+    public PerImageScores PerImage { get; init; } = PerImageScores.Empty;
+
+    /// <summary>mIoU^I: the mean over images of each image's mIoU over the classes of its ground truth (see <see cref="PerImageScores"/>).</summary>
+    public double MeanIoUPerImage => PerImage.MeanPerImage;
+
+    /// <summary>mIoU^C: the mean over classes of each class's mean IoU over the images that contain it (see <see cref="PerImageScores"/>).</summary>
+    public double MeanIoUPerClass => PerImage.MeanPerClass;
+
+    /// <summary>mIoU^I_q: the mean of the max(1, ⌊q·N⌋) lowest image scores; <paramref name="q"/> in (0, 1], 0.05 = the worst 5 % of images.</summary>
+    public double WorstMeanIoUPerImage(double q) => PerImage.WorstPerImage(q);
+
+    /// <summary>mIoU^C_q: per class the mean of its max(1, ⌊q·N_c⌋) lowest IoUs over the images that contain it, then the mean over classes.</summary>
+    public double WorstMeanIoUPerClass(double q) => PerImage.WorstPerClass(q);
+
     /// <summary>Scores from an accumulated matrix; <paramref name="classNames"/> names the classes (optional).</summary>
     public static SegmentationMetrics From(ConfusionMatrix matrix, IReadOnlyList<string>? classNames = null)
     {
         ArgumentNullException.ThrowIfNull(matrix);
-        var imageMean = matrix.ImageCount == 0 ? 0.0 : matrix.ImageIoUSum / matrix.ImageCount;
-        return FromCounts(matrix.ToArray(), classNames, imageMean, matrix.ImageCount);
+        var counts = matrix.ToArray();
+        var statistics = matrix.ToImageStatistics();
+        var scored = statistics.ScoredImages;
+        var imageMean = scored == 0 ? 0.0 : statistics.UnionMeanIoUSum() / scored;
+        return FromCounts(counts, classNames, imageMean, scored) with { PerImage = PerImageScores.From(statistics) };
     }
 
     /// <summary>

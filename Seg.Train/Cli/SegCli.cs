@@ -64,7 +64,7 @@ public static class SegCli
         {
             var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig)!, r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput), interrupt);
             var m = result.Metrics;
-            Console.WriteLine($"mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}, mAcc {m.MeanAccuracy:P2}, mDice {m.MeanDice:P2}; report: {Path.GetFullPath(paths.ReportHtml)}");
+            Console.WriteLine($"{Reports.ReportWriter.SummaryText(m)}{Environment.NewLine}report: {Path.GetFullPath(paths.ReportHtml)}");
             return 0;
         }));
 

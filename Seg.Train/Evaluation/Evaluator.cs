@@ -11,7 +11,11 @@ namespace Seg.Train.Evaluation;
 public sealed record EvalSample(string Id, Tensor Image, Tensor Label, Tensor Prediction);
 
 /// <summary>The outcome of one pass over a split.</summary>
-public sealed record EvalResult(SegmentationMetrics Metrics, long[,] Counts, IReadOnlyList<EvalSample> Samples, TimeSpan Elapsed, int Images);
+public sealed record EvalResult(SegmentationMetrics Metrics, long[,] Counts, IReadOnlyList<EvalSample> Samples, TimeSpan Elapsed, int Images)
+{
+    /// <summary>Id of every evaluated image, in the order of <see cref="PerImageScores.PerImage"/> (for the worst-images table).</summary>
+    public IReadOnlyList<string> ImageIds { get; init; } = [];
+}
 
 /// <summary>Runs a model over an evaluation loader and scores it with a <see cref="ConfusionMatrix"/>.</summary>
 public static class Evaluator
@@ -27,6 +31,7 @@ public static class Evaluator
         var wasTraining = model.training;
         model.eval();
         var samples = new List<EvalSample>();
+        var ids = new List<string>();
         using var matrix = new ConfusionMatrix(classNames.Count, ignoreIndex);
         var images = 0;
         var batchIndex = 0;
@@ -45,6 +50,7 @@ public static class Evaluator
                             batch.Images[i].cpu().DetachFromDisposeScope(),
                             batch.Labels[i].cpu().DetachFromDisposeScope(),
                             predictions[i].cpu().DetachFromDisposeScope()));
+                    ids.AddRange(batch.Ids);
                     images += batch.Count;
                 }
                 progress?.Invoke(++batchIndex, loader.EvalBatches);
@@ -54,6 +60,6 @@ public static class Evaluator
         {
             if (wasTraining) model.train();
         }
-        return new EvalResult(SegmentationMetrics.From(matrix, classNames), matrix.ToArray(), samples, watch.Elapsed, images);
+        return new EvalResult(SegmentationMetrics.From(matrix, classNames), matrix.ToArray(), samples, watch.Elapsed, images) { ImageIds = ids };
     }
 }

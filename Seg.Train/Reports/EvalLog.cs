@@ -4,12 +4,13 @@ using Seg.Core.Metrics;
 namespace Seg.Train.Reports;
 
 /// <summary>
-/// <c>eval_log.csv</c>: <c>iteration,mIoU,aAcc,mAcc,mDice,image_mIoU</c> at each validation, for the mIoU curve.
-/// Like <see cref="TrainLog"/>, resuming drops rows after the checkpoint.
+/// <c>eval_log.csv</c>: <c>iteration,mIoU,aAcc,mAcc,mDice,image_mIoU,mIoU_I,mIoU_C</c> at each validation, for the
+/// mIoU curve. Like <see cref="TrainLog"/>, resuming drops rows after the checkpoint (and keeps older rows without
+/// the last two columns, which read as NaN).
 /// </summary>
 public static class EvalLog
 {
-    const string Header = "iteration,mIoU,aAcc,mAcc,mDice,image_mIoU";
+    const string Header = "iteration,mIoU,aAcc,mAcc,mDice,image_mIoU,mIoU_I,mIoU_C";
 
     /// <summary>Starts the file, or keeps rows up to <paramref name="resumeIteration"/>.</summary>
     public static void Start(string path, long? resumeIteration)
@@ -25,15 +26,18 @@ public static class EvalLog
     /// <summary>Appends one evaluation.</summary>
     public static void Append(string path, long iteration, SegmentationMetrics m) =>
         File.AppendAllLines(path, [string.Join(',', new[] { iteration.ToString(CultureInfo.InvariantCulture) }
-            .Concat(new[] { m.MeanIoU, m.PixelAccuracy, m.MeanAccuracy, m.MeanDice, m.ImageMeanIoU }
+            .Concat(new[] { m.MeanIoU, m.PixelAccuracy, m.MeanAccuracy, m.MeanDice, m.ImageMeanIoU, m.MeanIoUPerImage, m.MeanIoUPerClass }
                 .Select(v => v.ToString("R", CultureInfo.InvariantCulture))))]);
 
-    /// <summary>(iteration, mIoU, image mIoU) rows.</summary>
-    public static IReadOnlyList<(long Iteration, double MeanIoU, double ImageMeanIoU)> Read(string path) =>
+    /// <summary>The rows, for the curves (mIoU^I and mIoU^C are NaN in rows written before they were logged).</summary>
+    public static IReadOnlyList<EvalLogRow> Read(string path) =>
         !File.Exists(path) ? [] : File.ReadAllLines(path).Skip(1).Where(l => l.Length > 0).Select(l =>
         {
             var c = l.Split(',');
-            return (long.Parse(c[0], CultureInfo.InvariantCulture), double.Parse(c[1], CultureInfo.InvariantCulture),
-                double.Parse(c[5], CultureInfo.InvariantCulture));
+            double At(int i) => i < c.Length ? double.Parse(c[i], CultureInfo.InvariantCulture) : double.NaN;
+            return new EvalLogRow(long.Parse(c[0], CultureInfo.InvariantCulture), At(1), At(5), At(6), At(7));
         }).ToList();
 }
+
+/// <summary>One evaluation of <c>eval_log.csv</c>, as the curves use it.</summary>
+public sealed record EvalLogRow(long Iteration, double MeanIoU, double ImageMeanIoU, double MeanIoUPerImage, double MeanIoUPerClass);

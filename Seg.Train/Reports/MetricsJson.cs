@@ -5,9 +5,11 @@ using Seg.Core.Metrics;
 namespace Seg.Train.Reports;
 
 /// <summary>
-/// <c>metrics.json</c>: <c>{"mIoU", "aAcc", "mAcc", "mDice", "image_mIoU", "iterations", "classes": [{"name", "iou",
-/// "acc", "dice", ...}]}</c>, fractions in [0, 1]. A class with an empty union has <c>"iou": null</c> and
-/// <c>"excluded": true</c> (it is left out of the means).
+/// <c>metrics.json</c>: <c>{"mIoU", "aAcc", "mAcc", "mDice", "image_mIoU", "mIoU_I", "mIoU_C", "mIoU_I_worst5",
+/// "mIoU_I_worst10", "mIoU_C_worst10", "iterations", "images", "classes": [{"name", "iou", "acc", "dice", ...}]}</c>,
+/// fractions in [0, 1]. A class with an empty union has <c>"iou": null</c> and <c>"excluded": true</c> (it is left out
+/// of the means). <c>mIoU</c> is the dataset-level mIoU^D; <c>mIoU_I</c>, <c>mIoU_C</c> and the worst-case fields are
+/// those of <see cref="PerImageScores"/> (worst 5 % and 10 % of the images).
 /// </summary>
 public static class MetricsJson
 {
@@ -33,6 +35,11 @@ public static class MetricsJson
             ["mAcc"] = metrics.MeanAccuracy,
             ["mDice"] = metrics.MeanDice,
             ["image_mIoU"] = metrics.ImageMeanIoU,
+            ["mIoU_I"] = metrics.MeanIoUPerImage,
+            ["mIoU_C"] = metrics.MeanIoUPerClass,
+            ["mIoU_I_worst5"] = metrics.WorstMeanIoUPerImage(0.05),
+            ["mIoU_I_worst10"] = metrics.WorstMeanIoUPerImage(0.10),
+            ["mIoU_C_worst10"] = metrics.WorstMeanIoUPerClass(0.10),
             ["iterations"] = iterations,
             ["images"] = metrics.Images,
             ["classes"] = classes,

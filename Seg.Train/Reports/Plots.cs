@@ -3,7 +3,10 @@ using Seg.Core.Metrics;
 
 namespace Seg.Train.Reports;
 
-/// <summary>The report's charts as PNG files (ScottPlot): loss and mIoU curves, per-class IoU bars, confusion heat map.</summary>
+/// <summary>
+/// The report's charts as PNG files (ScottPlot): loss and mIoU curves, per-class IoU bars, confusion heat map,
+/// histogram of per-image IoU.
+/// </summary>
 public static class Plots
 {
     const int Width = 800, Height = 450;
@@ -29,8 +32,8 @@ public static class Plots
         plot.SavePng(path, Width, Height);
     }
 
-    /// <summary>Validation mIoU and image mIoU against iteration.</summary>
-    public static void MeanIoUCurve(string path, IReadOnlyList<(long Iteration, double MeanIoU, double ImageMeanIoU)> rows)
+    /// <summary>Validation mIoU, image mIoU, mIoU^I and mIoU^C against iteration.</summary>
+    public static void MeanIoUCurve(string path, IReadOnlyList<EvalLogRow> rows)
     {
         var plot = new Plot();
         if (rows.Count > 0)
@@ -38,6 +41,8 @@ public static class Plots
             var xs = rows.Select(r => (double)r.Iteration).ToArray();
             AddLine(plot, xs, rows.Select(r => r.MeanIoU).ToArray(), "mIoU");
             AddLine(plot, xs, rows.Select(r => r.ImageMeanIoU).ToArray(), "image mIoU");
+            AddLine(plot, xs, rows.Select(r => r.MeanIoUPerImage).ToArray(), "mIoU^I");
+            AddLine(plot, xs, rows.Select(r => r.MeanIoUPerClass).ToArray(), "mIoU^C");
             plot.ShowLegend();
         }
         plot.Axes.SetLimitsY(0, 1);
@@ -61,6 +66,47 @@ public static class Plots
         plot.Title($"IoU per class (mIoU {metrics.MeanIoU:P1})");
         plot.YLabel("IoU");
         plot.SavePng(path, Width, Height + 100);
+    }
+
+    /// <summary>
+    /// Histogram of the per-image scores (the values behind mIoU^I) in <see cref="HistogramBins"/> bins over [0, 1],
+    /// with the mean (mIoU^I) and the worst-10 % mean marked: the failures a mean hides show up as a left tail.
+    /// </summary>
+    public static void ImageIoUHistogram(string path, PerImageScores scores)
+    {
+        var plot = new Plot();
+        var values = scores.PerImage.Where(v => v.HasValue).Select(v => v!.Value).ToArray();
+        var counts = HistogramCounts(values);
+        var width = 1.0 / HistogramBins;
+        var bars = plot.Add.Bars(Enumerable.Range(0, HistogramBins).Select(i => (i + 0.5) * width).ToArray(), counts.Select(c => (double)c).ToArray());
+        foreach (var bar in bars.Bars) bar.Size = width * 0.95;
+        if (values.Length > 0)
+        {
+            var mean = plot.Add.VerticalLine(scores.MeanPerImage);
+            mean.LegendText = $"mIoU^I {scores.MeanPerImage:P1}";
+            var worst = plot.Add.VerticalLine(scores.WorstPerImage(0.1));
+            worst.LegendText = $"worst 10 % mean {scores.WorstPerImage(0.1):P1}";
+            worst.LinePattern = LinePattern.Dashed;
+            plot.ShowLegend(Alignment.UpperLeft);
+        }
+        plot.Axes.SetLimitsX(0, 1);
+        plot.Axes.SetLimitsY(0, Math.Max(1, counts.Max()) * 1.1);
+        plot.Title($"Per-image IoU ({values.Length} images{(scores.Binary ? ", foreground IoU" : "")})");
+        plot.XLabel(scores.Binary ? "foreground IoU of the image" : "mean IoU over the classes in the image's ground truth");
+        plot.YLabel("images");
+        plot.SavePng(path, Width, Height);
+    }
+
+    /// <summary>Number of bins of <see cref="ImageIoUHistogram"/>: 0.05 wide.</summary>
+    public const int HistogramBins = 20;
+
+    /// <summary>Counts of <paramref name="values"/> in [0, 1] per bin of width 1 / <see cref="HistogramBins"/> (1.0 falls in the last bin).</summary>
+    public static int[] HistogramCounts(IEnumerable<double> values)
+    {
+        var counts = new int[HistogramBins];
+        foreach (var v in values)
+            counts[Math.Clamp((int)Math.Floor(v * HistogramBins), 0, HistogramBins - 1)]++;
+        return counts;
     }
 
     /// <summary>Confusion matrix with rows normalised to sum 1 (row: ground truth, column: prediction).</summary>

@@ -23,7 +23,8 @@ public sealed record ReportData(
 
 /// <summary>
 /// Writes <c>report.md</c> (with PNGs in <c>plots/</c>) and a self-contained <c>report.html</c> (the same PNGs
-/// inlined): summary scores, per-class table and bar chart, confusion heat map, loss and mIoU curves, sample
+/// inlined): summary scores (dataset, per-image and per-class mIoU with their worst cases), per-class table and bar
+/// chart, histogram of per-image IoU and the worst images, confusion heat map, loss and mIoU curves, sample
 /// overlays and timing.
 /// </summary>
 public static class ReportWriter
@@ -50,6 +51,8 @@ public static class ReportWriter
         }
         Plots.ClassIoUBars(Path.Combine(paths.Plots, "class_iou.png"), m);
         figures.Add(("IoU per class", "plots/class_iou.png"));
+        Plots.ImageIoUHistogram(Path.Combine(paths.Plots, "image_iou.png"), m.PerImage);
+        figures.Add(("Per-image IoU", "plots/image_iou.png"));
         Plots.ConfusionHeatmap(Path.Combine(paths.Plots, "confusion.png"), data.Evaluation.Counts, names);
         figures.Add(("Confusion matrix", "plots/confusion.png"));
         if (data.Evaluation.Samples.Count > 0)
@@ -62,12 +65,51 @@ public static class ReportWriter
         File.WriteAllText(paths.ReportHtml, Html(paths.Root, data, figures));
     }
 
+    // IoU^C of a class; n/a where the per-image statistics are absent or the class is in no image.
+    static double? ClassMean(PerImageScores scores, int c) => c < scores.PerClass.Count ? scores.ClassMean(c) : null;
+
     static string P(double? v) => v is null ? "n/a" : (100 * v.Value).ToString("F2", CultureInfo.InvariantCulture);
+
+    /// <summary>Number of images in the worst-images table.</summary>
+    public const int WorstImagesShown = 10;
+
+    /// <summary>The headline scores in two lines, as <c>eval</c> prints them.</summary>
+    public static string SummaryText(SegmentationMetrics m)
+    {
+        static string Pc(double v) => P(v) + " %";
+        return $"mIoU {Pc(m.MeanIoU)}, aAcc {Pc(m.PixelAccuracy)}, mAcc {Pc(m.MeanAccuracy)}, mDice {Pc(m.MeanDice)}, image mIoU {Pc(m.ImageMeanIoU)}"
+            + Environment.NewLine
+            + $"mIoU^I {Pc(m.MeanIoUPerImage)} (worst 5 %: {Pc(m.WorstMeanIoUPerImage(0.05))}, worst 10 %: {Pc(m.WorstMeanIoUPerImage(0.10))}), "
+            + $"mIoU^C {Pc(m.MeanIoUPerClass)} (worst 10 %: {Pc(m.WorstMeanIoUPerClass(0.10))}), {m.Images} images scored";
+    }
+
+    const string Legend =
+        "Scores in %. mIoU sums intersections and unions over the whole split (mIoU^D); classes with an empty union " +
+        "(absent from ground truth and predictions) are n/a and excluded from the means. mIoU^I averages each image's " +
+        "mIoU over the classes in its ground truth; mIoU^C averages each class's IoU over the images that contain it " +
+        "(column IoU^C); the worst-case rows average the lowest 5 % or 10 % of those values (Wang et al., NeurIPS 2023). " +
+        "image mIoU also counts, as IoU 0, classes an image's prediction has but its ground truth lacks.";
+
+    static string BinaryNote(SegmentationMetrics m) => m.PerImage.Binary
+        ? " Two classes: an image's score in mIoU^I is the IoU of class 1 (1 when it is absent from ground truth and prediction), as in the official code."
+        : "";
+
+    /// <summary>The lowest-scoring images: (id, score), worst first (ties keep evaluation order).</summary>
+    public static IReadOnlyList<(string Id, double Score)> WorstImages(EvalResult e) =>
+        e.Metrics.PerImage.PerImage
+            .Select((v, i) => (Id: i < e.ImageIds.Count ? e.ImageIds[i] : $"#{i}", Score: v))
+            .Where(x => x.Score.HasValue).Select(x => (x.Id, x.Score!.Value))
+            .OrderBy(x => x.Value).Take(WorstImagesShown).ToList();
 
     static IEnumerable<(string Key, string Value)> Summary(ReportData d)
     {
         var m = d.Evaluation.Metrics;
         yield return ("mIoU", P(m.MeanIoU));
+        yield return ("mIoU^I (per image)", P(m.MeanIoUPerImage));
+        yield return ("mIoU^I, worst 5 % of images", P(m.WorstMeanIoUPerImage(0.05)));
+        yield return ("mIoU^I, worst 10 % of images", P(m.WorstMeanIoUPerImage(0.10)));
+        yield return ("mIoU^C (per class over images)", P(m.MeanIoUPerClass));
+        yield return ("mIoU^C, worst 10 % per class", P(m.WorstMeanIoUPerClass(0.10)));
         yield return ("image mIoU", P(m.ImageMeanIoU));
         yield return ("aAcc", P(m.PixelAccuracy));
         yield return ("mAcc", P(m.MeanAccuracy));
@@ -95,13 +137,21 @@ public static class ReportWriter
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# {d.Title}").AppendLine();
-        sb.AppendLine("Scores in %. Classes with an empty union (absent from ground truth and predictions) are n/a and excluded from the means.").AppendLine();
+        sb.AppendLine(Legend + BinaryNote(d.Evaluation.Metrics)).AppendLine();
         sb.AppendLine("| metric | value |").AppendLine("|---|---|");
         foreach (var (k, v) in Summary(d)) sb.AppendLine($"| {k} | {v} |");
         sb.AppendLine().AppendLine("## Per class").AppendLine();
-        sb.AppendLine("| class | IoU | Acc | Dice | Precision | Recall |").AppendLine("|---|---|---|---|---|---|");
+        sb.AppendLine("| class | IoU | IoU^C | Acc | Dice | Precision | Recall |").AppendLine("|---|---|---|---|---|---|---|");
+        var scores = d.Evaluation.Metrics.PerImage;
         foreach (var c in d.Evaluation.Metrics.Classes)
-            sb.AppendLine($"| {c.Name} | {P(c.IoU)} | {P(c.Accuracy)} | {P(c.Dice)} | {P(c.Precision)} | {P(c.Recall)} |");
+            sb.AppendLine($"| {c.Name} | {P(c.IoU)} | {P(ClassMean(scores, c.Index))} | {P(c.Accuracy)} | {P(c.Dice)} | {P(c.Precision)} | {P(c.Recall)} |");
+        var worst = WorstImages(d.Evaluation);
+        if (worst.Count > 0)
+        {
+            sb.AppendLine().AppendLine("## Worst images (lowest mIoU^I scores)").AppendLine();
+            sb.AppendLine("| image | score |").AppendLine("|---|---|");
+            foreach (var (id, score) in worst) sb.AppendLine($"| {id} | {P(score)} |");
+        }
         sb.AppendLine().AppendLine("## Timing").AppendLine();
         sb.AppendLine("| | |").AppendLine("|---|---|");
         foreach (var (k, v) in TimingRows(d)) sb.AppendLine($"| {k} | {v} |");
@@ -119,16 +169,23 @@ public static class ReportWriter
         sb.AppendLine("<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}.na{color:#999}</style>");
         sb.AppendLine("</head><body>");
         sb.AppendLine($"<h1>{E(d.Title)}</h1>");
-        sb.AppendLine("<p>Scores in %. Classes with an empty union (absent from ground truth and predictions) are n/a and excluded from the means.</p>");
+        sb.AppendLine($"<p>{E(Legend + BinaryNote(d.Evaluation.Metrics))}</p>");
         sb.AppendLine("<table>");
         foreach (var (k, v) in Summary(d)) sb.AppendLine($"<tr><th>{E(k)}</th><td>{E(v)}</td></tr>");
-        sb.AppendLine("</table><h2>Per class</h2><table><tr><th>class</th><th>IoU</th><th>Acc</th><th>Dice</th><th>Precision</th><th>Recall</th></tr>");
+        sb.AppendLine("</table><h2>Per class</h2><table><tr><th>class</th><th>IoU</th><th>IoU^C</th><th>Acc</th><th>Dice</th><th>Precision</th><th>Recall</th></tr>");
+        var scores = d.Evaluation.Metrics.PerImage;
+        string Cell(double? v) => v is null ? "<td class=\"na\">n/a</td>" : $"<td>{P(v)}</td>";
         foreach (var c in d.Evaluation.Metrics.Classes)
+            sb.AppendLine($"<tr><td>{E(c.Name)}</td>{Cell(c.IoU)}{Cell(ClassMean(scores, c.Index))}{Cell(c.Accuracy)}{Cell(c.Dice)}{Cell(c.Precision)}{Cell(c.Recall)}</tr>");
+        sb.AppendLine("</table>");
+        var worst = WorstImages(d.Evaluation);
+        if (worst.Count > 0)
         {
-            string Cell(double? v) => v is null ? "<td class=\"na\">n/a</td>" : $"<td>{P(v)}</td>";
-            sb.AppendLine($"<tr><td>{E(c.Name)}</td>{Cell(c.IoU)}{Cell(c.Accuracy)}{Cell(c.Dice)}{Cell(c.Precision)}{Cell(c.Recall)}</tr>");
+            sb.AppendLine("<h2>Worst images (lowest mIoU^I scores)</h2><table><tr><th>image</th><th>score</th></tr>");
+            foreach (var (id, score) in worst) sb.AppendLine($"<tr><td>{E(id)}</td>{Cell(score)}</tr>");
+            sb.AppendLine("</table>");
         }
-        sb.AppendLine("</table><h2>Timing</h2><table>");
+        sb.AppendLine("<h2>Timing</h2><table>");
         foreach (var (k, v) in TimingRows(d)) sb.AppendLine($"<tr><th>{E(k)}</th><td>{E(v)}</td></tr>");
         sb.AppendLine("</table>");
         foreach (var (title, file) in figures)
