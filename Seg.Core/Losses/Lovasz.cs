@@ -188,7 +188,7 @@ public static class Lovasz
     /// Mean of row losses over eligible rows; in per-image mode ([B,K] rows) the mean per image, then over images
     /// with an eligible row. Nothing eligible gives 0 with a zero gradient, never 0/0.
     /// </summary>
-    static Tensor MeanOverEligible(Tensor rowLoss, Tensor eligible, bool perImage)
+    internal static Tensor MeanOverEligible(Tensor rowLoss, Tensor eligible, bool perImage)
     {
         var mask = eligible.to(rowLoss.dtype);
         if (!perImage)
