@@ -20,7 +20,7 @@ namespace Seg.Core.Losses;
 /// compares them with class 0; here they are foreground (class 1) probabilities as documented.
 /// </para>
 /// </summary>
-public static class Lovasz
+public static partial class Lovasz
 {
     /// <summary>The largest histogram bin count (2^24: far finer than float32 errors in [0,1] can use).</summary>
     public const int MaxBins = 1 << 24;
