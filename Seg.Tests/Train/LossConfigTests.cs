@@ -35,6 +35,19 @@ public class LossConfigTests
     }
 
     [Fact]
+    public void ReadmeRecipeParses()
+    {
+        var c = Parse("""
+            loss:
+              - { type: cross_entropy, weight: 0.25 }
+              - { type: jaccard_metric, weight: 0.75 }
+            data: { soft_labels: { type: boundary, epsilon: 0.5, kernel: 3 } }
+            """);
+        Assert.Equal(["cross_entropy", "jaccard_metric"], c.Loss.Select(t => t.Type));
+        Assert.Equal(new SoftLabelsConfig(), c.Data.SoftLabels);
+    }
+
+    [Fact]
     public void DefaultsFollowTheType()
     {
         var c = Parse("loss: [{ type: focal }, { type: tversky }, { type: jaccard_metric }]");
