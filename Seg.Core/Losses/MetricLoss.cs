@@ -53,7 +53,8 @@ public static class MetricLoss
     /// <param name="perClass">Weight of the per-class-over-images aggregation.</param>
     /// <param name="smooth">Additive smoothing s &gt; 0.</param>
     /// <param name="logLoss">−log T instead of 1 − T.</param>
-    /// <param name="classWeights">One factor per class, applied before the mean over active classes; null for 1.</param>
+    /// <param name="classWeights">One factor per class, applied before the mean over active classes; null for 1. The
+    /// modules keep them on the device between calls; this form copies them each call.</param>
     /// <param name="classes">Present, All or Only(ids); null: Present for hard labels, All for soft labels.</param>
     /// <param name="threshold">Present: a class is active where its label exceeds this (default 0.01).</param>
     /// <param name="ignoreIndex">Ignored label of hard labels, or null.</param>
@@ -80,7 +81,7 @@ public static class MetricLoss
         if (settings.ClassWeights is { } w && w.Count != classCount)
             throw new ArgumentException($"{w.Count} class weights for logits {LossInputs.Shape(logits)} with {classCount} classes.", nameof(settings));
         var (tp, fp, fn) = Counts(p * valid.to(p.dtype), y);                                           // [B,C] each
-        var active = ActiveClasses(y, valid, classes, settings.Threshold, logits);         // [B,C]
+        var active = ActiveClasses(y, valid, classes, settings, logits);                   // [B,C]
 
         Tensor? total = null;
         void Add(double weight, Tensor term) => total = total is null ? weight * term : total + weight * term;
@@ -117,7 +118,7 @@ public static class MetricLoss
         var loss = s.LogLoss ? -t.log() : 1 - t;
         // Rounding can leave tp a hair above ‖x‖₁ and so the loss a hair below 0; pow of a negative base is NaN.
         if (s.Gamma != 1) loss = loss.clamp_min(0).pow(s.Gamma);
-        if (s.ClassWeights is { } w) loss = loss * tensor(w.ToArray(), dtype: loss.dtype, device: loss.device);
+        if (s.WeightsLike(loss) is { } w) loss = loss * w;
         return loss;
     }
 
@@ -125,18 +126,17 @@ public static class MetricLoss
     /// [B,C] active classes per image: Present where the label exceeds the threshold in the image; All (and the
     /// classes of Only) in every image with a labelled pixel. The per-dataset set is the union over images.
     /// </summary>
-    static Tensor ActiveClasses(Tensor y, Tensor valid, ClassSelection classes, double threshold, Tensor logits)
+    static Tensor ActiveClasses(Tensor y, Tensor valid, ClassSelection classes, MetricLossSettings settings, Tensor logits)
     {
         long batch = y.shape[0], classCount = y.shape[1];
         if (classes.IsPresent)
-            return y.amax([-1]).gt(threshold);
+            return y.amax([-1]).gt(settings.Threshold);
         var labelled = valid.any(-1).expand(batch, classCount);
         if (classes.ClassIds is not { } ids) return labelled;
         foreach (var id in ids)
             if (id >= classCount)
                 throw new ArgumentException($"ClassSelection {classes} names class {id}, but logits {LossInputs.Shape(logits)} have {classCount} classes.", nameof(classes));
-        var chosen = zeros(classCount, ScalarType.Bool, device: y.device).index_fill_(0, tensor(ids.ToArray(), device: y.device), true);
-        return labelled & chosen;
+        return labelled & settings.OnlyMask(ids, classCount, y.device);
     }
 
     /// <summary>

@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace Seg.Core.Losses;
 
 /// <summary>
@@ -44,6 +47,42 @@ public sealed class MetricLossSettings
         Classes = classes;
         Threshold = threshold;
         IgnoreIndex = ignoreIndex;
+    }
+
+    readonly object cacheLock = new();
+    Tensor? weightCache, onlyCache;
+
+    /// <summary>The class weights as a tensor on <paramref name="like"/>'s device and dtype, or null. Kept between
+    /// calls: building it from host memory each step would copy and, on an accelerator, wait for the stream.</summary>
+    internal Tensor? WeightsLike(Tensor like)
+    {
+        if (classWeights is null) return null;
+        lock (cacheLock)
+            return Cached(ref weightCache, like.device, like.dtype, classWeights.Length,
+                          () => tensor(classWeights, dtype: like.dtype, device: like.device));
+    }
+
+    /// <summary>[C] mask of the classes of <see cref="ClassSelection.Only"/> on <paramref name="device"/>, kept
+    /// between calls like <see cref="WeightsLike"/>.</summary>
+    internal Tensor OnlyMask(IReadOnlyList<long> ids, long classCount, Device device)
+    {
+        lock (cacheLock)
+            return Cached(ref onlyCache, device, ScalarType.Bool, classCount, () =>
+            {
+                var mask = new bool[classCount];
+                foreach (var id in ids) mask[id] = true;
+                return tensor(mask, device: device);
+            });
+    }
+
+    static Tensor Cached(ref Tensor? cache, Device device, ScalarType dtype, long length, Func<Tensor> create)
+    {
+        if (cache is not null && cache.device_type == device.type && cache.device_index == device.index
+            && cache.dtype == dtype && cache.shape[0] == length)
+            return cache;
+        cache?.Dispose();
+        cache = create().DetachFromDisposeScope();
+        return cache;
     }
 
     static void NonNegative(double value, string name)

@@ -374,6 +374,23 @@ public class MetricLossTests
     }
 
     [Fact]
+    public void ModuleClassWeightsAndOnlyFollowDtypeAndClassCount()
+    {
+        // The module keeps its class weights and Only mask between calls; a call in another dtype or with another
+        // class count must not reuse them wrongly.
+        var (x, y) = HandCase();
+        var loss = new JaccardMetricLoss(classWeights: [2, 3], classes: ClassSelection.Only(1));
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(3 * 4.0 / 7, Value(loss.call(x, y)), 12);
+            Assert.Equal(3 * 4.0 / 7, Value(loss.call(x.to(ScalarType.Float32), y)), 6);
+        }
+        var unweighted = new JaccardMetricLoss(classes: ClassSelection.Only(1));
+        var three = cat([x, full(2, 1, 1, 2, -1e9, dtype: ScalarType.Float64)], 1);   // a third class nobody predicts
+        Assert.Equal(Value(unweighted.call(x, y)), Value(unweighted.call(three, y)), 9);
+    }
+
+    [Fact]
     public void DiceLossIsTheSharedCoreWithHalfTheSmoothing()
     {
         var random = new Random(12);
