@@ -20,7 +20,11 @@ public sealed class DiceLoss : nn.Module<Tensor, Tensor, Tensor>
             throw new ArgumentOutOfRangeException(nameof(smooth), smooth, "smooth must be positive and finite.");
         Smooth = smooth;
         IgnoreIndex = ignoreIndex;
+        settings = new MetricLossSettings(0.5, 0.5, 1, perDataset: 1, perImage: 0, perClass: 0, smooth / 2, logLoss: false,
+                                          classWeights: null, ClassSelection.All, threshold: 0, ignoreIndex);
     }
+
+    readonly MetricLossSettings settings;
 
     /// <summary>Smoothing s.</summary>
     public double Smooth { get; }
@@ -28,21 +32,7 @@ public sealed class DiceLoss : nn.Module<Tensor, Tensor, Tensor>
     public long? IgnoreIndex { get; }
 
     /// <inheritdoc/>
-    public override Tensor forward(Tensor logits, Tensor labels)
-    {
-        using var scope = NewDisposeScope();
-        var (x, y) = LossInputs.MultiClass(logits, labels);
-        long classes = x.shape[1];
-        var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, classes, $"logits {LossInputs.Shape(logits)}");
-        var work = LossInputs.WorkType(x);
-        var mask = valid.to(work).unsqueeze(1);                                          // [B,1,H,W]
-        var p = x.to(work).softmax(1) * mask;
-        var target = nn.functional.one_hot(y.masked_fill(valid.logical_not(), 0), classes)
-                         .permute(0, 3, 1, 2).to(work) * mask;                          // [B,C,H,W]
-        long[] sumDims = [0, 2, 3];
-        var intersection = (p * target).sum(sumDims);
-        var cardinality = p.sum(sumDims) + target.sum(sumDims);
-        var dice = (2 * intersection + Smooth) / (cardinality + Smooth);
-        return (1 - dice).mean().to(logits.dtype).MoveToOuterDisposeScope();
-    }
+    /// <remarks>On one-hot labels tp = Σ p·[y=c], so 1 − (2tp + s)/(‖p‖₁ + ‖y‖₁ + s) is the Dice semimetric loss
+    /// (α = β = ½) with smoothing s/2, over all classes of the batch: the shared <see cref="MetricLoss"/> core.</remarks>
+    public override Tensor forward(Tensor logits, Tensor labels) => MetricLoss.Compute(logits, labels, settings);
 }

@@ -78,6 +78,18 @@ internal static class LossInputs
         return valid;
     }
 
+    /// <summary>
+    /// Non-ignored pixels whose label lies in [0, <paramref name="classCount"/>), without a device sync: on the CPU,
+    /// where reading a result back costs nothing, an out-of-range label throws as in <see cref="CheckedValidMask"/>;
+    /// on an accelerator the check would stall the stream every step, so such labels count as ignored instead.
+    /// </summary>
+    public static Tensor ValidMaskWithoutSync(Tensor labels, long? ignoreIndex, long classCount, string what)
+    {
+        if (labels.device_type == DeviceType.CPU) return CheckedValidMask(labels, ignoreIndex, classCount, what);
+        var inRange = labels.ge(0) & labels.lt(classCount);
+        return ignoreIndex is long ignore ? inRange & labels.ne(ignore) : inRange;
+    }
+
     /// <summary>Mean of per-pixel values over the pixels where <paramref name="mask"/> is 1; 0 (attached to the
     /// graph) when there are none, where a plain mean would be 0/0.</summary>
     public static Tensor MaskedMean(Tensor perPixel, Tensor mask) => (perPixel * mask).sum() / mask.sum().clamp_min(1);

@@ -20,7 +20,7 @@ namespace Seg.Core.Losses;
 /// compares them with class 0; here they are foreground (class 1) probabilities as documented.
 /// </para>
 /// </summary>
-public static class Lovasz
+public static partial class Lovasz
 {
     /// <summary>The largest histogram bin count (2^24: far finer than float32 errors in [0,1] can use).</summary>
     public const int MaxBins = 1 << 24;
@@ -188,7 +188,7 @@ public static class Lovasz
     /// Mean of row losses over eligible rows; in per-image mode ([B,K] rows) the mean per image, then over images
     /// with an eligible row. Nothing eligible gives 0 with a zero gradient, never 0/0.
     /// </summary>
-    static Tensor MeanOverEligible(Tensor rowLoss, Tensor eligible, bool perImage)
+    internal static Tensor MeanOverEligible(Tensor rowLoss, Tensor eligible, bool perImage)
     {
         var mask = eligible.to(rowLoss.dtype);
         if (!perImage)

@@ -35,4 +35,22 @@ public class ReadmeExampleTests
         Assert.Equal(new[] { "ce", "lovasz" }, loss.LastValues.Keys.OrderBy(k => k));
         Assert.True(logits.grad!.isfinite().all().item<bool>());
     }
+
+    [Fact]
+    public void ReadmeMetricLossExampleRuns()
+    {
+        SegRuntime.Initialize();
+        var logits = torch.randn(2, 21, 64, 64, requires_grad: true);
+        var labels = torch.randint(0, 21, [2, 64, 64]);
+        // --- README example begins ---
+        var jml = new JaccardMetricLoss(perDataset: 0, perImage: 0.5, perClass: 0.5);      // targets mIoU^I and mIoU^C
+        var soft = SoftLabels.BoundarySmoothing(labels, numClasses: 21, epsilon: 0.5, kernel: 3);
+        var mixed = 0.25 * new CrossEntropyLoss().call(logits, labels) + 0.75 * jml.call(logits, soft);
+        var tversky = MetricLoss.Tversky(logits, labels, alpha: 0.3, beta: 0.7, gamma: 2);  // functional form
+        // --- README example ends ---
+
+        mixed.backward();
+        Assert.True(logits.grad!.isfinite().all().item<bool>());
+        Assert.InRange(tversky.item<float>(), 0f, 1f);
+    }
 }

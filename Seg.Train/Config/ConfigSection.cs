@@ -215,8 +215,9 @@ public sealed class ConfigSection
         _ => null,
     };
 
-    /// <summary>Throws for the first key that no read asked for, naming the closest valid key.</summary>
-    public void RejectUnknownKeys()
+    /// <summary>Throws for the first key that no read asked for, naming the closest valid key (and
+    /// <paramref name="owner"/>, e.g. "a 'dice' term", where the valid keys depend on it).</summary>
+    public void RejectUnknownKeys(string? owner = null)
     {
         if (node is null) return;
         foreach (var (k, v) in node.Children)
@@ -225,7 +226,7 @@ public sealed class ConfigSection
             if (known.Contains(key)) continue;
             var closest = ClosestKey.Find(key, known);
             throw new ConfigException(Source, PathOf(key),
-                $"unknown key (line {k.Start.Line}); closest valid key: '{(closest is null ? "(none)" : PathOf(closest))}'");
+                $"unknown key{(owner is null ? "" : $" for {owner}")} (line {k.Start.Line}); closest valid key: '{(closest is null ? "(none)" : PathOf(closest))}'");
         }
     }
 }

@@ -45,7 +45,7 @@ public static class Trainer
         var numClasses = trainSet.NumClasses;
         var heads = new HeadHolder();
         var model = RunFactory.CreateModel(config.Model, numClasses, src, heads);
-        var criterion = RunFactory.CreateLoss(config.Loss, trainSet.IgnoreIndex, numClasses, src, config.Model.Head, heads);
+        var criterion = RunFactory.CreateLoss(config.Loss, trainSet.IgnoreIndex, numClasses, src, config.Model.Head, heads, config.Data.SoftLabels);
         model.to(device);
         criterion.to(device);
         var optimizer = RunFactory.CreateOptimizer(config.Optimizer, model.parameters());
