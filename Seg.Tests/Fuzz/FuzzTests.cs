@@ -45,6 +45,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
                     if (caseFilter is not null && !c.Id.Contains(caseFilter, StringComparison.Ordinal)) continue;
                     var r = runner.Run(format, c);
                     if (c.Id.EndsWith("/seed", StringComparison.Ordinal)) seedDigest = r.Digest;
+                    else if (c.Id.EndsWith("/unreadable-seed", StringComparison.Ordinal)) seedDigest = null;
                     results.Add((format, c, r with { Digest = r.Outcome == FuzzOutcome.Read && r.Digest == seedDigest ? "same" : r.Digest }));
                 }
             }
@@ -89,6 +90,8 @@ public sealed class FuzzTests(ITestOutputHelper output)
         sb.AppendLine($"slowest: {slow.Case.Id} {slow.Result.Milliseconds:F0} ms ({slow.Result.Outcome})");
         var big = results.OrderByDescending(r => r.Result.PeakMegabytes).First();
         sb.AppendLine($"largest memory rise: {big.Case.Id} {big.Result.PeakMegabytes:F0} MB ({big.Result.Outcome})");
+        foreach (var g in results.Where(r => r.Result.Outcome == FuzzOutcome.Read && r.Result.Digest != "same").GroupBy(r => r.Format.Name))
+            sb.AppendLine($"read≠ in {g.Key}, e.g.: {string.Join(", ", g.Take(8).Select(r => r.Case.Id))}");
         foreach (var (_, c, r) in results.Where(r => !r.Result.KeepsContract))
             sb.AppendLine($"BROKEN {c.Id}: {r.Outcome} {r.Exception}: {r.Message}");
         return sb.ToString();

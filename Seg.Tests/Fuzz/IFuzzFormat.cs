@@ -47,12 +47,13 @@ public interface IFuzzFormat
     byte[] Encode(byte[] mutated) => mutated;
 }
 
-/// <summary>A valid file to mutate.</summary>
+/// <summary>A file to mutate, normally a valid one.</summary>
 /// <param name="Name">Short name in case ids (e.g. the fixture's file name).</param>
 /// <param name="Bytes">The file (before <see cref="IFuzzFormat.Encode"/>).</param>
 /// <param name="LengthFields">Where the file declares lengths, counts, sizes or offsets: the mutator writes
 /// boundary values (0, −1, 2^31−1, 2^32, 2^62, the file size ± 1, …) there.</param>
-public sealed record FuzzSeed(string Name, byte[] Bytes, IReadOnlyList<LengthField> LengthFields);
+/// <param name="Readable">False for a seed the reader must refuse as it is (a pickle that calls os.system).</param>
+public sealed record FuzzSeed(string Name, byte[] Bytes, IReadOnlyList<LengthField> LengthFields, bool Readable = true);
 
 /// <summary>A length/count/offset field of a seed.</summary>
 /// <param name="Offset">Byte offset of the field.</param>

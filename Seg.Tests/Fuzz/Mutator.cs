@@ -47,7 +47,7 @@ public static class Mutator
             // elsewhere does not shift these cases.
             var rng = new Random(unchecked(masterSeed * 31 + StableHash(prefix)));
             var bytes = seed.Bytes;
-            yield return new FuzzCase($"{prefix}/seed", bytes);
+            yield return new FuzzCase($"{prefix}/{(seed.Readable ? "seed" : "unreadable-seed")}", bytes);
 
             int window = Math.Min(bytes.Length, TruncationWindow);
             for (int n = 0; n < window; n += plan.TruncationStride)

@@ -106,7 +106,7 @@ public sealed class PthFormat : IFuzzFormat
     public IReadOnlyList<FuzzSeed> Seeds() => Fixtures.Select(f =>
     {
         var bytes = FuzzFormats.Fixture("models", f);
-        return new FuzzSeed(f, bytes, ZipLayout.Fields(bytes));
+        return new FuzzSeed(f, bytes, ZipLayout.Fields(bytes), Readable: f != "evil.pth");
     }).ToList();
 
     public string Read(string path) => FuzzFormats.Digest(StateDict.Read(path));
