@@ -15,7 +15,7 @@ namespace Seg.Tests.Fuzz;
 /// </summary>
 public sealed class FuzzTests(ITestOutputHelper output)
 {
-    [Fact(Skip = "readers are being hardened for issue 13; enabled with them")]
+    [Fact]
     public void ShortSubsetKeepsTheContract() => RunAndAssert(MutationPlan.Short, masterSeed: 13, reportPath: null);
 
     [Fact]
