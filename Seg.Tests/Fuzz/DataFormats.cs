@@ -59,7 +59,7 @@ public sealed class DatFormat : IFuzzFormat
     public IEnumerable<FuzzCase> Crafted()
     {
         // The 23-byte file: one tensor whose dtype code is 1000.
-        byte[] dtype1000 = [.. L(1), .. Entry("w", L(1000), [L(2), L(2)], new byte[16])];
+        byte[] dtype1000 = [.. L(1), .. Entry("w", L(1000), [L(4)], new byte[16])];
         yield return new("dtype-1000", dtype1000);
         foreach (var code in new ulong[] { 8, 12, 13, 14, 16, 100, 127, 255, (ulong)long.MaxValue, ulong.MaxValue })
             yield return new($"dtype-{code}", [.. L(1), .. Entry("w", L(code), [L(4)], new byte[16])]);

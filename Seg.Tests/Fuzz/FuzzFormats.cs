@@ -28,8 +28,10 @@ public static class FuzzFormats
         All.FirstOrDefault(f => f.Name == name) ?? throw new ArgumentException($"no fuzz format '{name}'");
 
     /// <summary>A committed fixture's bytes (Seg.Tests/Fixtures/...).</summary>
-    public static byte[] Fixture(params string[] parts) =>
-        File.ReadAllBytes(Path.Combine([AppContext.BaseDirectory, "Fixtures", .. parts]));
+    public static byte[] Fixture(params string[] parts) => File.ReadAllBytes(FixturePath(parts));
+
+    /// <summary>A committed fixture's path in the test output.</summary>
+    public static string FixturePath(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "Fixtures", .. parts]);
 
     /// <summary>A digest of a state dict (names, dtypes, shapes, bytes), disposing its tensors.</summary>
     public static string Digest(IReadOnlyDictionary<string, Tensor> tensors)
