@@ -89,12 +89,7 @@ public sealed class PalettePngFormat : IFuzzFormat
     public string Name => "png-palette";
     public string FileName => "case.png";
 
-    public IReadOnlyList<FuzzSeed> Seeds() =>
-        new[] { "mask_palette.png", "mask_palette4.png" }.Select(f =>
-        {
-            var bytes = FuzzFormats.Fixture("readers", f);
-            return new FuzzSeed(f, bytes, Png.Fields(bytes));
-        }).ToList();
+    public IReadOnlyList<FuzzSeed> Seeds() => Png.Seeds("mask_palette.png", "mask_palette4.png");
 
     public string Read(string path)
     {
@@ -114,12 +109,7 @@ public sealed class MaskFormat(BadSampleMode mode) : IFuzzFormat
     public string Name => mode == BadSampleMode.Skip ? "mask-skip" : "mask";
     public string FileName => "masks/a.png";
 
-    public IReadOnlyList<FuzzSeed> Seeds() =>
-        new[] { "mask_palette.png", "mask_grey.png" }.Select(f =>
-        {
-            var bytes = FuzzFormats.Fixture("readers", f);
-            return new FuzzSeed(f, bytes, Png.Fields(bytes));
-        }).ToList();
+    public IReadOnlyList<FuzzSeed> Seeds() => Png.Seeds("mask_palette.png", "mask_grey.png");
 
     /// <summary>In skip mode nothing may escape: the bad sample is skipped (the good one, b, comes back) and counted.</summary>
     public string Read(string path)
@@ -277,6 +267,13 @@ public static class Png
         for (int y = 0; y < rows; y++) sha.AppendData(new ReadOnlySpan<byte>((void*)m.Ptr(y), rowBytes));
         return Convert.ToHexString(sha.GetHashAndReset())[..16];
     }
+
+    /// <summary>PNG fixtures of Fixtures/readers as seeds, with their length fields.</summary>
+    public static IReadOnlyList<FuzzSeed> Seeds(params string[] names) => names.Select(f =>
+    {
+        var bytes = FuzzFormats.Fixture("readers", f);
+        return new FuzzSeed(f, bytes, Fields(bytes));
+    }).ToList();
 
     /// <summary>Each chunk's length field, and IHDR's width and height.</summary>
     public static List<LengthField> Fields(byte[] png)

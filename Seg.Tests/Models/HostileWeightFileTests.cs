@@ -221,6 +221,32 @@ public sealed class HostileWeightFileTests : IDisposable
         foreach (var v in t.Values) v.Dispose();
     }
 
+    [Fact]
+    public void ReadTorchSharpReadsAnEmbeddedSectionAndStopsAfterIt()
+    {
+        using var seq = Sequential(Conv2d(3, 4, 3), BatchNorm2d(4));
+        var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write("header");
+            seq.save(w);
+            w.Write(12345);
+        }
+        ms.Position = 0;
+        using var r = new BinaryReader(ms, Encoding.UTF8, leaveOpen: true);
+        Assert.Equal("header", r.ReadString());
+        var t = StateDict.ReadTorchSharp(ms, "ckpt");
+        Assert.Equal(12345, r.ReadInt32()); // the stream is left right after the section
+        foreach (var (k, v) in seq.state_dict()) Assert.True(v.Equals(t[k]), k);
+        foreach (var v in t.Values) v.Dispose();
+
+        ms.SetLength(ms.Length - 40); // drop the int, the last entry (32 bytes) and 4 bytes of 1.running_var
+        ms.Position = 0;
+        r.ReadString();
+        var e = Assert.Throws<InvalidDataException>(() => StateDict.ReadTorchSharp(ms, "ckpt"));
+        Assert.StartsWith("ckpt: tensor '1.running_var' of shape [4] (Float32) needs 16 bytes, but only 12 are left", e.Message);
+    }
+
     sealed class SmallDatHolder : Module
     {
         public SmallDatHolder() : base(nameof(SmallDatHolder))
