@@ -1,5 +1,8 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Engines;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Microsoft.ML.OnnxRuntime;
 using Seg.Core;
 using Seg.Models;
@@ -13,11 +16,19 @@ namespace Seg.Bench;
 /// Deployment inference on the CPU, side by side in one process: TorchSharp eval (the baseline) against ONNX
 /// Runtime running the file <see cref="OnnxExporter"/> wrote from the same model, one 512×512 image, 2 threads for
 /// both (torch.set_num_threads(2); ORT intra-op 2, sequential). The Ratio column is ORT's time over TorchSharp's.
+/// In process (no generated project to build: that build alone outlasts BenchmarkDotNet's 2-minute limit on a busy
+/// 2-core machine), one invocation per iteration, 1 warm-up and 5 measured.
 /// Run: <c>dotnet run -c Release --project Seg.Bench -- --filter '*OnnxInferenceBench*'</c>.
 /// </summary>
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 8)]
+[Config(typeof(InProcessMonitoring))]
 public class OnnxInferenceBench
 {
+    sealed class InProcessMonitoring : ManualConfig
+    {
+        public InProcessMonitoring() => AddJob(Job.Default.WithStrategy(RunStrategy.Monitoring).WithLaunchCount(1)
+            .WithWarmupCount(1).WithIterationCount(5).WithToolchain(InProcessEmitToolchain.Instance));
+    }
+
     [Params("unet", "deeplabv3plus_resnet50")]
     public string Model { get; set; } = "unet";
 
