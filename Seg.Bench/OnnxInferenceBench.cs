@@ -17,7 +17,8 @@ namespace Seg.Bench;
 /// Runtime running the file <see cref="OnnxExporter"/> wrote from the same model, one 512×512 image, 2 threads for
 /// both (torch.set_num_threads(2); ORT intra-op 2, sequential). The Ratio column is ORT's time over TorchSharp's.
 /// In process (no generated project to build: that build alone outlasts BenchmarkDotNet's 2-minute limit on a busy
-/// 2-core machine), one invocation per iteration, 1 warm-up and 5 measured.
+/// 2-core machine), one invocation per iteration, 1 warm-up and 5 measured, with room for slow single runs (a
+/// TorchSharp UNet forward took over 3 minutes on the shared machine).
 /// Run: <c>dotnet run -c Release --project Seg.Bench -- --filter '*OnnxInferenceBench*'</c>.
 /// </summary>
 [Config(typeof(InProcessMonitoring))]
@@ -26,7 +27,7 @@ public class OnnxInferenceBench
     sealed class InProcessMonitoring : ManualConfig
     {
         public InProcessMonitoring() => AddJob(Job.Default.WithStrategy(RunStrategy.Monitoring).WithLaunchCount(1)
-            .WithWarmupCount(1).WithIterationCount(5).WithToolchain(InProcessEmitToolchain.Instance));
+            .WithWarmupCount(1).WithIterationCount(5).WithToolchain(new InProcessEmitToolchain(TimeSpan.FromMinutes(60), logOutput: true)));
     }
 
     [Params("unet", "deeplabv3plus_resnet50")]
