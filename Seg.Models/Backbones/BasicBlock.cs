@@ -1,3 +1,4 @@
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -6,7 +7,7 @@ namespace Seg.Models.Backbones;
 
 /// <summary>ResNet-18/34 residual block: two 3×3 convolutions (He et al. 2016). Names match torchvision's
 /// <c>BasicBlock</c>: <c>conv1</c>, <c>bn1</c>, <c>conv2</c>, <c>bn2</c>, <c>downsample</c>.</summary>
-public sealed class BasicBlock : Module<Tensor, Tensor>
+public sealed class BasicBlock : Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>Output channels per input "plane".</summary>
     public const int Expansion = 1;
@@ -37,5 +38,14 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
         var y = functional.relu(bn1.forward(conv1.forward(x)));
         y = bn2.forward(conv2.forward(y));
         return functional.relu(y.add_(identity));
+    }
+
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string x)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        var identity = downsample is null ? x : g.Module(downsample, P("downsample"), x);
+        var y = g.Op("Relu", P("relu1"), [g.Module(bn1, P("bn1"), g.Module(conv1, P("conv1"), x))]);
+        y = g.Module(bn2, P("bn2"), g.Module(conv2, P("conv2"), y));
+        return g.Op("Relu", P("relu"), [g.Op("Add", P("add"), [y, identity])]);
     }
 }

@@ -1,3 +1,4 @@
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -6,7 +7,7 @@ namespace Seg.Models.Backbones;
 
 /// <summary>ResNet-50/101 bottleneck block (1×1 → 3×3 → 1×1, stride on the 3×3 as in torchvision's "ResNet V1.5").
 /// Names match torchvision: <c>conv1..3</c>, <c>bn1..3</c>, <c>downsample</c>.</summary>
-public sealed class Bottleneck : Module<Tensor, Tensor>
+public sealed class Bottleneck : Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>Output channels per input "plane".</summary>
     public const int Expansion = 4;
@@ -40,5 +41,15 @@ public sealed class Bottleneck : Module<Tensor, Tensor>
         y = functional.relu(bn2.forward(conv2.forward(y)));
         y = bn3.forward(conv3.forward(y));
         return functional.relu(y.add_(identity));
+    }
+
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string x)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        var identity = downsample is null ? x : g.Module(downsample, P("downsample"), x);
+        var y = g.Op("Relu", P("relu1"), [g.Module(bn1, P("bn1"), g.Module(conv1, P("conv1"), x))]);
+        y = g.Op("Relu", P("relu2"), [g.Module(bn2, P("bn2"), g.Module(conv2, P("conv2"), y))]);
+        y = g.Module(bn3, P("bn3"), g.Module(conv3, P("conv3"), y));
+        return g.Op("Relu", P("relu"), [g.Op("Add", P("add"), [y, identity])]);
     }
 }

@@ -1,3 +1,4 @@
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -11,7 +12,7 @@ namespace Seg.Models.Backbones;
 /// state_dicts load without renaming. Without a classifier (<c>numClasses = 0</c>) it is a backbone: there is no
 /// <c>fc</c> and <see cref="Features"/> is the way in.
 /// </summary>
-public sealed class ResNet : Module<Tensor, Tensor>
+public sealed class ResNet : Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -117,5 +118,26 @@ public sealed class ResNet : Module<Tensor, Tensor>
         var l4 = Features(x).Layer4;
         if (fc is null) return l4;
         return fc.forward(functional.adaptive_avg_pool2d(l4, 1).flatten(1));
+    }
+
+    /// <summary>The ONNX counterpart of <see cref="Features"/>: the values of the stem and of layer1..4.</summary>
+    internal (string Stem, string Layer1, string Layer2, string Layer3, string Layer4) ExportFeatures(OnnxGraphBuilder g, string path, string x)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        g.Visit(this);
+        var stem = g.Op("Relu", P("relu"), [g.Module(bn1, P("bn1"), g.Module(conv1, P("conv1"), x))]);
+        var l1 = g.Module(layer1, P("layer1"), g.MaxPool(P("maxpool"), stem, [3, 3], [2, 2], [1, 1]));
+        var l2 = g.Module(layer2, P("layer2"), l1);
+        var l3 = g.Module(layer3, P("layer3"), l2);
+        return (stem, l1, l2, l3, g.Module(layer4, P("layer4"), l3));
+    }
+
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string x)
+    {
+        var l4 = ExportFeatures(g, path, x).Layer4;
+        if (fc is null) return l4;
+        var pooled = g.Op("GlobalAveragePool", OnnxGraphBuilder.Join(path, "avgpool"), [l4]);
+        var flat = g.Op("Flatten", OnnxGraphBuilder.Join(path, "flatten"), [pooled], OnnxGraphBuilder.Int("axis", 1));
+        return g.Module(fc, OnnxGraphBuilder.Join(path, "fc"), flat);
     }
 }

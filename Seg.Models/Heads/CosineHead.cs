@@ -1,4 +1,5 @@
 using Seg.Core.Losses;
+using Seg.Models.Export;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -12,7 +13,7 @@ namespace Seg.Models.Heads;
 /// it as it is (no margin). The constructor fits <c>Func&lt;long inChannels, int numClasses, Module&lt;Tensor,Tensor&gt;&gt;</c>
 /// head factories: <c>(c, k) =&gt; new CosineHead(c, k)</c>.
 /// </summary>
-public sealed class CosineHead : nn.Module<Tensor, Tensor>
+public sealed class CosineHead : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>The 1×1 projection to the embedding.</summary>
     public Conv2d projection;
@@ -63,5 +64,20 @@ public sealed class CosineHead : nn.Module<Tensor, Tensor>
                 nameof(features));
         lastProjection = projection.forward(features);
         return CosineMargin.ScaledCosine(lastProjection, weight, Scale);
+    }
+
+    /// <summary><see cref="CosineMargin.ScaledCosine"/> in ONNX nodes: the normalised class weights as a 1×1
+    /// convolution kernel (ONNX Runtime folds that part), times the clamped inverse norm of each pixel, times s.</summary>
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string features)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        var projected = g.Module(projection, P("projection"), features);
+        var w = g.Weight(P("weight"), weight);
+        var wNorm = g.Op("Max", P("weight_norm"), [g.ReduceKeepDims("ReduceL2", P("weight_l2"), w, 1), g.Scalar(1e-12f)]);
+        var kernel = g.Op("Unsqueeze", P("weight_kernel"), [g.Op("Div", P("weight_unit"), [w, wNorm]), g.Int64s(2, 3)]);
+        var dot = g.Op("Conv", P("cosine"), [projected, kernel]);
+        var squared = g.Op("Max", P("pixel_norm2"), [g.ReduceKeepDims("ReduceSumSquare", P("pixel_sumsq"), projected, 1), g.Scalar(1e-24f)]);
+        var inverse = g.Op("Reciprocal", P("pixel_inverse_norm"), [g.Op("Sqrt", P("pixel_norm"), [squared])]);
+        return g.Op("Mul", P("scale"), [g.Op("Mul", P("cosine_unit"), [dot, inverse]), g.Scalar((float)Scale)]);
     }
 }

@@ -1,3 +1,4 @@
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -9,7 +10,7 @@ namespace Seg.Models.Segmentation;
 /// Image Segmentation", 2017), laid out as torchvision's <c>ASPP</c>: <c>convs.0</c> a 1×1 branch, <c>convs.1..n</c>
 /// dilated 3×3 branches, the last branch image pooling; <c>project</c> fuses them (1×1 conv, BN, ReLU, dropout 0.5).
 /// </summary>
-public sealed class Aspp : Module<Tensor, Tensor>
+public sealed class Aspp : Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly ModuleList<Module<Tensor, Tensor>> convs;
     readonly Sequential project;
@@ -37,5 +38,14 @@ public sealed class Aspp : Module<Tensor, Tensor>
         for (int i = 0; i < convs.Count; i++) outs[i] = convs[i].forward(x);
         outs[^1] = Layers.Resize(outs[^1], h, w); // the pooling branch is 1×1
         return project.forward(cat(outs, 1));
+    }
+
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string x)
+    {
+        g.Visit(convs);
+        var outs = new string[convs.Count];
+        for (int i = 0; i < convs.Count; i++) outs[i] = g.Module(convs[i], OnnxGraphBuilder.Join(path, $"convs.{i}"), x);
+        outs[^1] = g.ResizeLike(OnnxGraphBuilder.Join(path, "pool_resize"), outs[^1], x);
+        return g.Module(project, OnnxGraphBuilder.Join(path, "project"), g.ConcatChannels(OnnxGraphBuilder.Join(path, "cat"), outs));
     }
 }

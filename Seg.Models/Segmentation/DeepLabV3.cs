@@ -1,4 +1,5 @@
 using Seg.Models.Backbones;
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -11,7 +12,7 @@ namespace Seg.Models.Segmentation;
 /// <see cref="Heads.DeepLabHead"/> (<c>classifier.*</c>, ASPP rates 12/24/36) and an optional FCN auxiliary head
 /// on layer3 (<c>aux_classifier.*</c>). Logits are resized to the input with bilinear, align_corners = false.
 /// </summary>
-public sealed class DeepLabV3 : Module<Tensor, Tensor>, ISegmentationModel
+public sealed class DeepLabV3 : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExportable
 {
     readonly ResNet backbone;
     readonly Sequential classifier;
@@ -42,5 +43,14 @@ public sealed class DeepLabV3 : Module<Tensor, Tensor>, ISegmentationModel
         var outLogits = Layers.Resize(classifier.forward(f.Layer4), h, w);
         var aux = aux_classifier is null ? null : Layers.Resize(aux_classifier.forward(f.Layer3), h, w);
         return (outLogits, aux);
+    }
+
+    /// <summary>The main logits only, as <c>forward</c>: the auxiliary head is a training aid.</summary>
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string input)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        var f = backbone.ExportFeatures(g, P("backbone"), input);
+        if (aux_classifier is not null) g.Unused(aux_classifier, P("aux_classifier"));
+        return g.ResizeLike(P("resize"), g.Module(classifier, P("classifier"), f.Layer4), input);
     }
 }

@@ -1,4 +1,5 @@
 using Seg.Models.Backbones;
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -14,7 +15,7 @@ namespace Seg.Models.Segmentation;
 /// <c>classifier.classifier.*</c> (the layout of the widely used VainF/DeepLabV3Plus-Pytorch), optional
 /// <c>aux_classifier.*</c> (FCN head on layer3).
 /// </summary>
-public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel
+public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExportable
 {
     readonly ResNet backbone;
     readonly DeepLabV3PlusHead classifier;
@@ -52,6 +53,15 @@ public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel
         var aux = aux_classifier is null ? null : Layers.Resize(aux_classifier.forward(f.Layer3), h, w);
         return (outLogits, aux);
     }
+
+    /// <summary>The main logits only, as <c>forward</c>: the auxiliary head is a training aid.</summary>
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string input)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        var f = backbone.ExportFeatures(g, P("backbone"), input);
+        if (aux_classifier is not null) g.Unused(aux_classifier, P("aux_classifier"));
+        return g.ResizeLike(P("resize"), classifier.ExportDecode(g, P("classifier"), f.Layer1, f.Layer4), input);
+    }
 }
 
 /// <summary>The DeepLabV3+ decoder: <c>project</c> (low-level 1×1 to 48 channels), <c>aspp</c>, <c>classifier</c>
@@ -82,6 +92,16 @@ public sealed class DeepLabV3PlusHead : Module<Tensor, Tensor>
         var low = project.forward(lowLevel);
         var context = Layers.Resize(aspp.forward(high), low.shape[^2], low.shape[^1]);
         return classifier.forward(cat([low, context], 1));
+    }
+
+    /// <summary>The ONNX counterpart of <see cref="Decode"/>.</summary>
+    internal string ExportDecode(OnnxGraphBuilder g, string path, string lowLevel, string high)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        g.Visit(this);
+        var low = g.Module(project, P("project"), lowLevel);
+        var context = g.ResizeLike(P("resize"), g.Module(aspp, P("aspp"), high), low);
+        return g.Module(classifier, P("classifier"), g.ConcatChannels(P("cat"), low, context));
     }
 
     /// <summary>Not used on its own: the head needs two inputs; call <see cref="Decode"/>.</summary>

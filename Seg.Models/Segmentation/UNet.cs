@@ -1,3 +1,4 @@
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -12,7 +13,7 @@ namespace Seg.Models.Segmentation;
 /// (replicate, right and bottom) to a multiple of 2^depth and the logits are cropped back to the input size.
 /// Keys: <c>inc.*</c>, <c>downs.{i}.*</c>, <c>ups.{i}.up.*</c> (transposed only), <c>ups.{i}.conv.*</c>, <c>classifier.*</c>.
 /// </summary>
-public sealed class UNet : Module<Tensor, Tensor>, ISegmentationModel
+public sealed class UNet : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExportable
 {
     readonly Sequential inc;
     readonly ModuleList<Sequential> downs;
@@ -56,6 +57,22 @@ public sealed class UNet : Module<Tensor, Tensor>, ISegmentationModel
         var logits = classifier.forward(y);
         return padH == 0 && padW == 0 ? logits : logits[.., .., ..(int)h, ..(int)w];
     }
+
+    /// <summary>As <c>forward</c>; the padding amounts come from the input's shape at run time (zero padding and
+    /// a full-size crop where the size is already a multiple).</summary>
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string input)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        g.Visit(downs);
+        g.Visit(ups);
+        var x = g.PadBottomRightToMultiple(P("pad"), input, 1L << depth);
+        var skips = new List<string> { g.Module(inc, P("inc"), x) };
+        for (int i = 0; i < depth; i++)
+            skips.Add(g.Module(downs[i], P($"downs.{i}"), g.MaxPool(P($"pool{i}"), skips[^1], [2, 2], [2, 2], [0, 0])));
+        var y = skips[^1];
+        for (int j = 0; j < depth; j++) y = ups[j].ExportMerge(g, P($"ups.{j}"), y, skips[depth - j - 1]);
+        return g.CropLike(P("crop"), g.Module(classifier, P("classifier"), y), input);
+    }
 }
 
 /// <summary>One U-Net up step: up-sample the deeper map ×2 (bilinear, or <c>up</c>: a 2×2 transposed convolution
@@ -81,6 +98,15 @@ public sealed class UNetUp : Module<Tensor, Tensor>
     {
         var upsampled = up is null ? Layers.Resize(deep, skip.shape[^2], skip.shape[^1]) : up.forward(deep);
         return conv.forward(cat([skip, upsampled], 1));
+    }
+
+    /// <summary>The ONNX counterpart of <see cref="Merge"/>.</summary>
+    internal string ExportMerge(OnnxGraphBuilder g, string path, string deep, string skip)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        g.Visit(this);
+        var upsampled = up is null ? g.ResizeLike(P("resize"), deep, skip) : g.Module(up, P("up"), deep);
+        return g.Module(conv, P("conv"), g.ConcatChannels(P("cat"), skip, upsampled));
     }
 
     /// <summary>Not used on its own: an up step needs the skip connection; call <see cref="Merge"/>.</summary>

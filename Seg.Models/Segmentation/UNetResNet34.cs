@@ -1,4 +1,5 @@
 using Seg.Models.Backbones;
+using Seg.Models.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -12,7 +13,7 @@ namespace Seg.Models.Segmentation;
 /// <c>decoder.{i}.*</c>) each up-sample bilinearly to the next skip's size (layer3, layer2, layer1, stem, input),
 /// concatenate it and apply a double convolution; <c>classifier</c> maps 16 channels to logits. Any input size works.
 /// </summary>
-public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel
+public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExportable
 {
     static readonly long[] DecoderChannels = [256, 128, 64, 32, 16];
 
@@ -56,5 +57,21 @@ public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel
             y = decoder[i].forward(y);
         }
         return classifier.forward(y);
+    }
+
+    string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string input)
+    {
+        string P(string name) => OnnxGraphBuilder.Join(path, name);
+        g.Visit(decoder);
+        var f = encoder.ExportFeatures(g, P("encoder"), input);
+        string?[] skips = [f.Layer3, f.Layer2, f.Layer1, f.Stem, null];
+        var y = f.Layer4;
+        for (int i = 0; i < skips.Length; i++)
+        {
+            y = g.ResizeLike(P($"resize{i}"), y, skips[i] ?? input);
+            if (skips[i] is { } skip) y = g.ConcatChannels(P($"cat{i}"), y, skip);
+            y = g.Module(decoder[i], P($"decoder.{i}"), y);
+        }
+        return g.Module(classifier, P("classifier"), y);
     }
 }

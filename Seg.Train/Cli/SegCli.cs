@@ -1,15 +1,17 @@
 using System.CommandLine;
 using Seg.Data;
+using Seg.Models.Export;
 using Seg.Train.Config;
 using Seg.Train.Evaluation;
+using Seg.Train.Export;
 using Seg.Train.Prediction;
 using Seg.Train.Training;
 
 namespace Seg.Train.Cli;
 
 /// <summary>
-/// The command line: <c>train</c> (also what no verb does, on the embedded default config), <c>eval</c> and
-/// <c>predict</c>. Exit codes: 0 success, 1 failure (one-line reason on stderr), 2 bad config, 3 diverged
+/// The command line: <c>train</c> (also what no verb does, on the embedded default config), <c>eval</c>,
+/// <c>predict</c> and <c>export</c>. Exit codes: 0 success, 1 failure (one-line reason on stderr), 2 bad config, 3 diverged
 /// training, 130 interrupted by Ctrl+C (after saving <c>last.ckpt</c>).
 /// </summary>
 public static class SegCli
@@ -68,20 +70,44 @@ public static class SegCli
             return 0;
         }));
 
-        var predictCheckpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) written by train", Required = true };
+        var predictCheckpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) written by train (or give --model)" };
+        var predictModel = new Option<string>("--model") { Description = "ONNX file written by export, run with ONNX Runtime (or give --checkpoint)" };
         var input = new Option<string>("--input", "-i") { Description = "An image file or a directory of images", Required = true };
         var predictOutput = new Option<string>("--output", "-o") { Description = "Directory for colour masks and overlays", Required = true };
-        var predict = new Command("predict", "Predict images with a checkpoint: colour masks in the dataset palette and overlays")
-            { predictCheckpoint, input, predictOutput };
+        var predict = new Command("predict", "Predict images with a checkpoint or an exported ONNX model: colour masks in the dataset palette and overlays")
+            { predictCheckpoint, predictModel, input, predictOutput };
+        predict.Validators.Add(r =>
+        {
+            if ((r.GetResult(predictCheckpoint) is null) == (r.GetResult(predictModel) is null))
+                r.AddError("predict needs exactly one of --checkpoint (a .ckpt) and --model (an .onnx file).");
+        });
         predict.SetAction(r => Guard(() =>
         {
-            var n = Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt);
+            var n = r.GetValue(predictModel) is { } onnx
+                ? Predictor.RunOnnx(onnx, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt)
+                : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt);
             Console.WriteLine($"predicted {n} image(s) into {Path.GetFullPath(r.GetValue(predictOutput)!)}");
             return 0;
         }));
 
+        var exportCheckpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) written by train", Required = true };
+        var exportOutput = new Option<string>("--output", "-o") { Description = "The .onnx file to write", Required = true };
+        var opset = new Option<int>("--opset") { Description = $"ONNX opset, {OnnxExporter.MinOpset}-{OnnxExporter.MaxOpset}", DefaultValueFactory = _ => 17 };
+        var argmax = new Option<bool>("--argmax") { Description = "Output int64 labels [N,H,W] (arg-max over the classes) instead of float logits [N,C,H,W]" };
+        var staticSize = new Option<int[]>("--static") { Description = "Fix the input's height and width: --static H W (default: N, H and W dynamic)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var export = new Command("export", "Export a checkpoint's model to ONNX, with class names, palette and normalisation in its metadata")
+            { exportCheckpoint, exportOutput, opset, argmax, staticSize };
+        export.SetAction(r => Guard(() =>
+        {
+            (int, int)? size = r.GetValue(staticSize) is [var h, var w] ? (h, w) : null;
+            var path = r.GetValue(exportOutput)!;
+            var metadata = ExportCommand.Run(r.GetValue(exportCheckpoint)!, path, r.GetValue(opset), r.GetValue(argmax), size, Console.Error);
+            Console.WriteLine($"exported {metadata.ModelName} (iteration {metadata.Iteration}, {metadata.ClassNames.Count} classes) to {Path.GetFullPath(path)}");
+            return 0;
+        }));
+
         var root = new RootCommand("Seg: semantic segmentation training with Lovász-Softmax. No verb trains the embedded default config into runs/default.")
-            { train, eval, predict };
+            { train, eval, predict, export };
         root.SetAction(_ => Guard(() => Train(null, [], null, false, interrupt)));
         return root;
     }

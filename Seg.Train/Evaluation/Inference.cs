@@ -1,3 +1,4 @@
+using Seg.Onnx;
 using Seg.Train.Config;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -52,8 +53,8 @@ public static class Inference
         long ph = padded.shape[2], pw = padded.shape[3];
         Tensor? sum = null;
         var count = zeros([1, 1, ph, pw], device: images.device);
-        foreach (var y in Starts(ph, wh, sh))
-            foreach (var x in Starts(pw, ww, sw))
+        foreach (var y in SlidingWindow.Starts(ph, wh, sh))
+            foreach (var x in SlidingWindow.Starts(pw, ww, sw))
             {
                 var crop = padded[.., .., y..(y + wh), x..(x + ww)];
                 var logits = model.forward(crop);
@@ -62,15 +63,5 @@ public static class Inference
                 count[.., .., y..(y + wh), x..(x + ww)] += 1;
             }
         return (sum! / count)[.., .., ..(int)h, ..(int)w];
-    }
-
-    /// <summary>Window origins along one axis: every <paramref name="stride"/>, the last one flush with the end.</summary>
-    public static IReadOnlyList<int> Starts(long length, int window, int stride)
-    {
-        if (length <= window) return [0];
-        var starts = new List<int>();
-        for (var s = 0; s + window < length; s += stride) starts.Add(s);
-        starts.Add((int)(length - window));
-        return starts;
     }
 }

@@ -1,7 +1,7 @@
 using OpenCvSharp;
 using Seg.Data;
+using Seg.Onnx;
 using Seg.Train.Checkpoints;
-using Seg.Train.Config;
 using Seg.Train.Evaluation;
 using Seg.Train.Training;
 using TorchSharp;
@@ -10,26 +10,24 @@ using static TorchSharp.torch;
 namespace Seg.Train.Prediction;
 
 /// <summary>
-/// <c>predict</c>: rebuilds the model from a checkpoint alone (it carries its config, class names and palette),
-/// predicts each input image and writes <c>NAME_mask.png</c> (colour mask in the dataset palette),
-/// <c>NAME_overlay.png</c> and <c>NAME_labels.png</c> (class indices as 8-bit grey levels).
+/// <c>predict</c>: predicts each input image with a checkpoint (TorchSharp) or an exported ONNX file (ONNX Runtime
+/// through <see cref="OnnxSegmenter"/>) and writes <c>NAME_mask.png</c> (colour mask in the dataset palette),
+/// <c>NAME_overlay.png</c> and <c>NAME_labels.png</c> (class indices as 8-bit grey levels) with the same code.
 /// </summary>
 public static class Predictor
 {
-    /// <summary>Predicts every image of <paramref name="input"/> (a file or a directory) into <paramref name="output"/>; returns the count.</summary>
+    /// <summary>Predicts every image of <paramref name="input"/> (a file or a directory) into <paramref name="output"/>
+    /// with a checkpoint, rebuilt from the checkpoint alone; returns the count.</summary>
     public static int Run(string checkpoint, string input, string output, CancellationToken ct = default)
     {
-        var state = CheckpointFile.ReadState(checkpoint);
-        var config = ConfigLoader.Parse(state.ConfigYaml, checkpoint, state.Overrides);
-        var device = RunFactory.ResolveDevice(config.Train.Device, checkpoint);
-        var model = RunFactory.CreateModel(config.Model, state.ClassNames.Count, checkpoint);
-        CheckpointFile.Load(checkpoint, model);
+        var loaded = CheckpointModel.Load(checkpoint);
+        var device = RunFactory.ResolveDevice(loaded.Config.Train.Device, checkpoint);
+        var model = loaded.Model;
         model.to(device);
-        model.eval();
 
-        var palette = state.Palette.Select(c => ((byte)c[0], (byte)c[1], (byte)c[2])).ToList();
-        var dataset = new ImageFilesDataset(ImageFilesDataset.Find(input), state.ClassNames, palette);
-        var pipeline = RunFactory.ValPipeline(config.Data, RunFactory.TrainPipeline(config.Data, checkpoint), checkpoint);
+        var palette = loaded.Palette;
+        var dataset = new ImageFilesDataset(ImageFilesDataset.Find(input), loaded.State.ClassNames, palette);
+        var pipeline = loaded.ValPipeline();
         using var loader = new SegmentationLoader(dataset, pipeline,
             new LoaderOptions { BatchSize = 1, Workers = 1, Shuffle = false, DropLast = false }, device);
         Directory.CreateDirectory(output);
@@ -41,22 +39,52 @@ public static class Predictor
                 using (batch)
                 using (var scope = NewDisposeScope())
                 {
-                    var prediction = Inference.Probabilities(model, batch.Images, config.Eval).argmax(1)[0].cpu();
-                    var stem = Path.Combine(output, batch.Ids[0]);
-                    using (var mask = Visualization.Colorize(prediction, palette))
-                        Cv2.ImWrite(stem + "_mask.png", mask);
-                    using (var overlay = Visualization.Overlay(batch.Images[0].cpu(), prediction, palette, pipeline.Normalization, skipBackground: false))
-                        Cv2.ImWrite(stem + "_overlay.png", overlay);
-                    using (var labels = Visualization.ToLabelMat(prediction))
-                    using (var grey = new Mat())
-                    {
-                        labels.ConvertTo(grey, MatType.CV_8UC1);
-                        Cv2.ImWrite(stem + "_labels.png", grey);
-                    }
+                    var prediction = Inference.Probabilities(model, batch.Images, loaded.Config.Eval).argmax(1)[0].cpu();
+                    using var image = Visualization.ToImage(batch.Images[0].cpu(), pipeline.Normalization);
+                    using var labels = Visualization.ToLabelMat(prediction);
+                    Write(Path.Combine(output, batch.Ids[0]), image, labels, palette);
                     count++;
                 }
             }
         }
         return count;
+    }
+
+    /// <summary>Predicts every image of <paramref name="input"/> (a file or a directory) into <paramref name="output"/>
+    /// with an ONNX file written by <c>export</c> (its metadata gives palette, normalisation and eval settings);
+    /// returns the count.</summary>
+    public static int RunOnnx(string model, string input, string output, CancellationToken ct = default)
+    {
+        using var segmenter = OnnxSegmenter.Load(model);
+        var palette = segmenter.Metadata.Palette;
+        if (palette.Count == 0)
+            throw new InvalidDataException($"{model}: its metadata has no '{OnnxModelMetadata.Keys.Palette}' to colour the masks with (was it written by seg export?).");
+        var dataset = new ImageFilesDataset(ImageFilesDataset.Find(input), segmenter.Metadata.ClassNames, palette);
+        Directory.CreateDirectory(output);
+        for (int i = 0; i < dataset.Count; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var sample = dataset.Get(i);
+            using var labels = segmenter.Predict(sample.Image);
+            Write(Path.Combine(output, sample.Id), sample.Image, labels, palette);
+        }
+        return dataset.Count;
+    }
+
+    /// <summary>The three pictures of one prediction: <paramref name="labels"/> (CV_32SC1) over the 8-bit BGR image.</summary>
+    static void Write(string stem, Mat imageBgr, Mat labels, IReadOnlyList<(byte R, byte G, byte B)> palette)
+    {
+        using (var mask = Visualization.Colorize(labels, palette))
+            Save(stem + "_mask.png", mask);
+        using (var overlay = Visualization.Overlay(imageBgr, labels, palette, skipBackground: false))
+            Save(stem + "_overlay.png", overlay);
+        using var grey = new Mat();
+        labels.ConvertTo(grey, MatType.CV_8UC1);
+        Save(stem + "_labels.png", grey);
+    }
+
+    static void Save(string path, Mat picture)
+    {
+        if (!Cv2.ImWrite(path, picture)) throw new IOException($"cannot write {path}");
     }
 }
