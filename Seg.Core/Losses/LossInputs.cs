@@ -78,6 +78,15 @@ internal static class LossInputs
         return valid;
     }
 
+    /// <summary>How often each value in [0, <paramref name="length"/>) occurs in the int64
+    /// <paramref name="values"/>, counted on their device by a scatter-add into a tensor of that length. (ATen's
+    /// bincount reads the largest value to the host to size its result: a device synchronisation.)</summary>
+    public static Tensor Bincount(Tensor values, long length)
+    {
+        var flat = values.flatten();
+        return zeros(length, ScalarType.Int64, device: values.device).scatter_add_(0, flat, ones_like(flat));
+    }
+
     /// <summary>Mean of per-pixel values over the pixels where <paramref name="mask"/> is 1; 0 (attached to the
     /// graph) when there are none, where a plain mean would be 0/0.</summary>
     public static Tensor MaskedMean(Tensor perPixel, Tensor mask) => (perPixel * mask).sum() / mask.sum().clamp_min(1);
