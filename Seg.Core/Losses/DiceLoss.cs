@@ -37,7 +37,7 @@ public sealed class DiceLoss : nn.Module<Tensor, Tensor, Tensor>
         var work = LossInputs.WorkType(x);
         var mask = valid.to(work).unsqueeze(1);                                          // [B,1,H,W]
         var p = x.to(work).softmax(1) * mask;
-        var target = nn.functional.one_hot(y.masked_fill(valid.logical_not(), 0), classes)
+        var target = nn.functional.one_hot(y.masked_fill(~valid, 0), classes)
                          .permute(0, 3, 1, 2).to(work) * mask;                          // [B,C,H,W]
         long[] sumDims = [0, 2, 3];
         var intersection = (p * target).sum(sumDims);
