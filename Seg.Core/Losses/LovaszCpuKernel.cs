@@ -14,8 +14,8 @@ namespace Seg.Core.Losses;
 /// outputs as <see cref="LovaszWeights"/>), rows in parallel on libtorch's own threads (<see cref="TorchParallel"/>).
 /// Exact: the valid pixels of a row are ordered by a stable LSD radix sort on order-preserving 32-bit keys (three
 /// passes of 11/11/10 bits, a pass skipped when all keys share its digit), then one walk down the order accumulates
-/// the Jaccard increments in double: the weights of <see cref="LovaszWeights.ExactGeneric"/> up to float rounding
-/// and the order of tied errors (which does not change the loss), several times faster than ATen's comparison sort.
+/// the Jaccard increments in double: the same bits as <see cref="LovaszWeights.ExactGeneric"/> (which orders ties by
+/// pixel index too and rounds each weight once from double), several times faster than ATen's comparison sort.
 /// Histogram: one pass counts foreground and background pixels per (row, bin), one hands every pixel its bin's
 /// weight. For the Lovász-Softmax the kernel is fused: it reads probabilities and labels directly and returns
 /// signed weights (the loss's gradient w.r.t. the probabilities) and per-row offsets, so no error tensor is built.
