@@ -8,15 +8,23 @@ using static TorchSharp.torch;
 namespace Seg.Bench;
 
 /// <summary>
-/// Forward + backward from logits on CPU with 2 threads, B=8, C=21, 128×128, 5 % of pixels ignored (label 255):
-/// cross-entropy, exact batched Lovász-Softmax, histogram mode (4096 bins) and a port of the reference per-class loop
-/// (all from logits through softmax, as a training step sees them); the Jaccard metric loss per dataset, with all
-/// three aggregations, and on boundary-smoothed soft labels made in the step (as the trainer does); the multi-label
-/// Lovász on one-vs-rest targets. Many iterations because the machines these run on are often shared; compare the
-/// ratios of one run.
+/// Forward + backward from logits, B=8, C=21, 128×128, 5 % of pixels ignored (label 255): cross-entropy, the exact
+/// Lovász-Softmax and its histogram mode (4096 bins) as <see cref="LovaszSoftmaxLoss"/> runs them (the fused CPU
+/// kernels on the CPU), the same two through the device-generic path (what runs on a GPU: one sort for all rows),
+/// a port of the reference per-class loop, the Jaccard metric loss (per dataset, all three aggregations, and on
+/// boundary-smoothed soft labels made in the step, as the trainer does) and the multi-label Lovász on one-vs-rest
+/// targets; all from logits through softmax, as a training step sees them.
+/// <para>
+/// The device is the environment variable <c>SEG_BENCH_DEVICE</c> (default <c>cpu</c>; e.g. <c>cuda</c>,
+/// <c>cuda:1</c>). Each step ends by reading the loss value, which waits for the device, so GPU timings cover the
+/// whole step. CPU runs use 2 torch threads. Many iterations because the machines these run on are often shared;
+/// compare the ratios of one run.
+/// </para>
 /// </summary>
 [MemoryDiagnoser(false)]
-[SimpleJob(launchCount: 1, warmupCount: 3, iterationCount: 15)]
+// Run settings as job mutators, not a [SimpleJob]: they then apply to the job --inProcess adds (on a machine with no
+// .NET SDK to build the out-of-process job) instead of declaring a second job beside it.
+[WarmupCount(3), IterationCount(15)]
 public class LovaszBenchmarks
 {
     const int Batch = 8, Classes = 21, Size = 128;
@@ -29,21 +37,44 @@ public class LovaszBenchmarks
     JaccardMetricLoss jaccardMetricAllAggregations = null!;
     LovaszSigmoidLoss lovaszSigmoid = null!;
 
+    /// <summary>The device named by <c>SEG_BENCH_DEVICE</c> (default cpu), checked to be usable.</summary>
+    public static Device BenchDevice()
+    {
+        var name = Environment.GetEnvironmentVariable("SEG_BENCH_DEVICE");
+        name = string.IsNullOrWhiteSpace(name) ? "cpu" : name.Trim();
+        Device device;
+        try
+        {
+            device = torch.device(name);
+            if (device.type == DeviceType.CUDA) torch.InitializeDeviceType(DeviceType.CUDA);
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException(
+                $"SEG_BENCH_DEVICE={name} cannot be used in this build or on this machine: {e.Message.Split('\n')[0].Trim()}", e);
+        }
+        if (device.type == DeviceType.CUDA && device.index >= torch.cuda.device_count())
+            throw new ArgumentException($"SEG_BENCH_DEVICE={name}: this machine has {torch.cuda.device_count()} CUDA device(s).");
+        return device;
+    }
+
     [GlobalSetup]
     public void Setup()
     {
         SegRuntime.Initialize();
+        var device = BenchDevice();
         torch.set_num_threads(2);
         torch.manual_seed(0);
-        logits = torch.randn(Batch, Classes, Size, Size).requires_grad_(true);
+        logits = torch.randn(Batch, Classes, Size, Size).to(device).requires_grad_(true);
         var y = torch.randint(0, Classes, [Batch, Size, Size], dtype: ScalarType.Int64);
-        labels = y.masked_fill(torch.rand(Batch, Size, Size).lt(0.05), 255);
+        labels = y.masked_fill(torch.rand(Batch, Size, Size).lt(0.05), 255).to(device);
         crossEntropy = new CrossEntropyLoss(ignoreIndex: 255);
         exact = new LovaszSoftmaxLoss(ignoreIndex: 255);
         histogram = new LovaszSoftmaxLoss(ignoreIndex: 255, bins: 4096);
         jaccardMetric = new JaccardMetricLoss(ignoreIndex: 255);
         jaccardMetricAllAggregations = new JaccardMetricLoss(perDataset: 1, perImage: 1, perClass: 1, ignoreIndex: 255);
         lovaszSigmoid = new LovaszSigmoidLoss(ignoreIndex: 255);
+        Console.WriteLine($"// LovaszBenchmarks on {device}");
     }
 
     double Step(Func<Tensor> loss)
@@ -52,8 +83,11 @@ public class LovaszBenchmarks
         logits.grad?.zero_();
         var value = loss();
         value.backward();
-        return value.item<float>();
+        return value.item<float>();   // waits for the device: the timing covers the whole step
     }
+
+    Tensor Generic(int bins) =>
+        Lovasz.SoftmaxWithKernelChoice(logits.softmax(1), labels, ClassSelection.Present, perImage: false, 255, bins, allowCpuKernel: false);
 
     [Benchmark(Baseline = true)]
     public double CrossEntropy() => Step(() => crossEntropy.call(logits, labels));
@@ -76,6 +110,12 @@ public class LovaszBenchmarks
 
     [Benchmark]
     public double LovaszSigmoid() => Step(() => lovaszSigmoid.call(logits, labels));
+
+    [Benchmark]
+    public double LovaszExactGeneric() => Step(() => Generic(0));
+
+    [Benchmark]
+    public double LovaszHistogram4096Generic() => Step(() => Generic(4096));
 
     [Benchmark]
     public double LovaszOfficialPort() => Step(() => OfficialLovaszPort.LovaszSoftmax(logits.softmax(1), labels, ignore: 255));

@@ -12,5 +12,7 @@ if (args is ["loss-step", .. var lossArgs])
     return Seg.Bench.LossStepComparison.Run(lossArgs);
 if (args is ["train-step", .. var stepArgs])
     return Seg.Bench.TrainStepComparison.Run(stepArgs);
+if (args is ["sync-check"])
+    return Seg.Bench.SyncCheck.Run();
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;

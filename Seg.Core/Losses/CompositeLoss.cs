@@ -7,12 +7,13 @@ namespace Seg.Core.Losses;
 /// A weighted sum of named loss terms whose weights follow a schedule over training progress, e.g. cross-entropy
 /// alone, then cross-entropy + Lovász-Softmax from 50 % of training (the fine-tuning recipe of Berman et al.,
 /// CVPR 2018). The trainer sets <see cref="Progress"/> each step; inactive terms are not computed; the unweighted
-/// value of every active term of the last forward is in <see cref="LastValues"/> for logging.
+/// value of every active term of the last forward is in <see cref="LastValues"/> for logging. The forward reads
+/// nothing back from the device: the values are read when <see cref="LastValues"/> is first asked for one.
 /// </summary>
 public sealed class CompositeLoss : nn.Module<Tensor, Tensor, Tensor>
 {
     readonly LossTerm[] terms;
-    Dictionary<string, double> lastValues = new();
+    TermValues lastValues = TermValues.None;
     double progress;
 
     /// <summary>Creates the composite from its terms; they are registered as submodules under their names.</summary>
@@ -64,27 +65,91 @@ public sealed class CompositeLoss : nn.Module<Tensor, Tensor, Tensor>
         return active ? term.Weight : 0.0;
     }
 
-    /// <summary>Unweighted value of each active term in the last forward (inactive terms absent).</summary>
+    /// <summary>Unweighted value of each active term in the last forward (inactive terms absent). The values are
+    /// read from the device when the first one is asked for (one host synchronisation for all of them); a later
+    /// forward does not change a dictionary already taken.</summary>
     public IReadOnlyDictionary<string, double> LastValues => lastValues;
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
         using var scope = NewDisposeScope();
-        var values = new Dictionary<string, double>();
+        var names = new List<string>();
+        var values = new List<Tensor>();
         Tensor? total = null;
         foreach (var term in terms)
         {
             double weight = WeightAt(term, progress);
             if (weight == 0) continue;
             var value = term.Loss.call(logits, labels);
-            values[term.Name] = value.detach().to(ScalarType.Float64).cpu().item<double>();
+            names.Add(term.Name);
+            values.Add(value.detach().to(ScalarType.Float64).view(1));
             var weighted = value * weight;
             total = total is null ? weighted : total + weighted;
         }
-        lastValues = values;
+        lastValues = names.Count == 0 ? TermValues.None : new TermValues(names, cat(values.ToArray()));
         // No active term: a zero that still backpropagates (to zero gradients) keeps the training step uniform.
         total ??= logits.sum() * 0;
         return total.MoveToOuterDisposeScope();
     }
+}
+
+/// <summary>
+/// The term values of one forward, kept on the device as one tensor until a value is first asked for, then read
+/// in one copy to the host. A snapshot nobody reads is freed with its tensor by the garbage collector.
+/// </summary>
+sealed class TermValues : IReadOnlyDictionary<string, double>
+{
+    public static readonly TermValues None = new([], null);
+
+    readonly string[] names;
+    readonly object gate = new();
+    Tensor? onDevice;
+    double[]? values;
+
+    /// <summary>Takes <paramref name="values"/> (one float64 value per name) out of the current dispose scope.</summary>
+    public TermValues(IReadOnlyList<string> names, Tensor? values)
+    {
+        this.names = names.ToArray();
+        onDevice = values?.DetachFromDisposeScope();
+        if (values is null) this.values = [];
+    }
+
+    double[] Values
+    {
+        get
+        {
+            lock (gate)
+            {
+                if (values is null)
+                {
+                    using (var host = onDevice!.cpu()) values = host.data<double>().ToArray();
+                    onDevice.Dispose();
+                    onDevice = null;
+                }
+                return values;
+            }
+        }
+    }
+
+    public double this[string key] => TryGetValue(key, out var value) ? value : throw new KeyNotFoundException($"no active loss term '{key}' in the last forward.");
+    public IEnumerable<string> Keys => names;
+    IEnumerable<double> IReadOnlyDictionary<string, double>.Values => Values;
+    public int Count => names.Length;
+    public bool ContainsKey(string key) => Array.IndexOf(names, key) >= 0;
+
+    public bool TryGetValue(string key, out double value)
+    {
+        int i = Array.IndexOf(names, key);
+        value = i >= 0 ? Values[i] : 0;
+        return i >= 0;
+    }
+
+    public IEnumerator<KeyValuePair<string, double>> GetEnumerator()
+    {
+        var read = Values;
+        for (int i = 0; i < names.Length; i++) yield return new(names[i], read[i]);
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }

@@ -13,6 +13,7 @@ namespace Seg.Core.Losses;
 public sealed class CrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
 {
     readonly double[]? classWeights;
+    Tensor? weightTensor;
 
     /// <summary>Creates the loss.</summary>
     /// <param name="classWeights">One weight per class, or null for 1.</param>
@@ -44,6 +45,18 @@ public sealed class CrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Temperature T.</summary>
     public double Temperature { get; }
 
+    /// <summary>The class weights as a tensor of <paramref name="dtype"/> on <paramref name="device"/>, made once per
+    /// device and dtype: copying them in every call would make the host wait for the device each time.</summary>
+    Tensor WeightTensor(ScalarType dtype, Device device)
+    {
+        if (weightTensor is null || weightTensor.dtype != dtype || weightTensor.device_type != device.type || weightTensor.device_index != device.index)
+        {
+            weightTensor?.Dispose();
+            weightTensor = tensor(classWeights!, dtype: dtype, device: device).DetachFromDisposeScope();
+        }
+        return weightTensor;
+    }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
@@ -54,17 +67,21 @@ public sealed class CrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
             throw new ArgumentException($"{classWeights.Length} class weights for logits {LossInputs.Shape(logits)} with {classes} classes.", nameof(logits));
         var work = LossInputs.WorkType(x);
         var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, classes, $"logits {LossInputs.Shape(logits)}");
+        long ignoreIndex = IgnoreIndex ?? -100;   // labels were checked, so −100 never matches when nothing is ignored
+        // Where the label check is deferred (off the CPU), the labels it found bad are ignored here rather than
+        // handed to ATen's kernel, whose device-side assert would end the process's use of the device.
+        var target = LabelChecks.Defers(y) ? y.masked_fill(~valid, ignoreIndex) : y;
 
         var scaled = Temperature == 1.0 ? x.to(work) : x.to(work) / Temperature;
-        var weights = classWeights is null ? null : tensor(classWeights, dtype: work, device: x.device);
-        // ATen's fused kernel with a sum; the mean's denominator is computed here so that an all-ignored batch
-        // gives 0/1 instead of ATen's 0/0. Labels were checked, so −100 never matches when nothing is ignored.
-        var total = nn.functional.cross_entropy(scaled, y, weights, ignore_index: IgnoreIndex ?? -100,
-                                                reduction: nn.Reduction.Sum, label_smoothing: LabelSmoothing);
+        var weights = classWeights is null ? null : WeightTensor(work, x.device);
+        // The mean's denominator is computed here, so that an all-ignored batch gives 0/1 instead of ATen's 0/0.
         var denominator = weights is null
             ? valid.sum().to(work)
-            : weights.index_select(0, y.masked_fill(valid.logical_not(), 0).flatten()).mul(valid.flatten().to(work)).sum();
-        var loss = total / where(denominator.gt(0), denominator, ones_like(denominator));
+            : weights.gather(0, y.masked_fill(~valid, 0).flatten()).mul(valid.flatten().to(work)).sum();
+        // ATen's fused kernel with a sum.
+        var total = nn.functional.cross_entropy(scaled, target, weights, ignore_index: ignoreIndex,
+                                                reduction: nn.Reduction.Sum, label_smoothing: LabelSmoothing);
+        var loss = total / denominator.masked_fill(denominator.eq(0), 1);
         return loss.to(logits.dtype).MoveToOuterDisposeScope();
     }
 }

@@ -40,7 +40,7 @@ public sealed class FocalLoss : nn.Module<Tensor, Tensor, Tensor>
         var (x, y) = LossInputs.MultiClass(logits, labels);
         var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, x.shape[1], $"logits {LossInputs.Shape(logits)}");
         var work = LossInputs.WorkType(x);
-        var target = y.masked_fill(valid.logical_not(), 0).unsqueeze(1);
+        var target = y.masked_fill(~valid, 0).unsqueeze(1);
         var logpTarget = x.to(work).log_softmax(1).gather(1, target).squeeze(1);
         // (1 − p)^γ through clamp_min(0): 1 − exp(log p) can round below 0, and pow of a negative base is NaN.
         var focus = (1 - logpTarget.exp()).clamp_min(0).pow(Gamma);

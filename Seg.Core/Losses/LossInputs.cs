@@ -69,44 +69,24 @@ internal static class LossInputs
     public static Tensor ValidMask(Tensor labels, long? ignoreIndex) =>
         ignoreIndex is long ignore ? labels.ne(ignore) : ones_like(labels, ScalarType.Bool);
 
-    /// <summary>The non-ignored pixels of <paramref name="labels"/>, after checking that each holds a class in
-    /// [0, <paramref name="classCount"/>) (see <see cref="RequireLabelsInRange"/>).</summary>
-    public static Tensor CheckedValidMask(Tensor labels, long? ignoreIndex, long classCount, string what)
-    {
-        var valid = ValidMask(labels, ignoreIndex);
-        RequireLabelsInRange(labels, valid, classCount, what);
-        return valid;
-    }
+    /// <summary>The non-ignored pixels of <paramref name="labels"/> whose labels are classes in
+    /// [0, <paramref name="classCount"/>): a bad label throws at once on the CPU, and is left out and reported
+    /// later by <see cref="LabelChecks.ThrowIfAnyFailed"/> on other devices (no host synchronisation).</summary>
+    public static Tensor CheckedValidMask(Tensor labels, long? ignoreIndex, long classCount, string what) =>
+        LabelChecks.Check(labels, ValidMask(labels, ignoreIndex), classCount, what);
 
-    /// <summary>
-    /// Non-ignored pixels whose label lies in [0, <paramref name="classCount"/>), without a device sync: on the CPU,
-    /// where reading a result back costs nothing, an out-of-range label throws as in <see cref="CheckedValidMask"/>;
-    /// on an accelerator the check would stall the stream every step, so such labels count as ignored instead.
-    /// </summary>
-    public static Tensor ValidMaskWithoutSync(Tensor labels, long? ignoreIndex, long classCount, string what)
+    /// <summary>How often each value in [0, <paramref name="length"/>) occurs in the int64
+    /// <paramref name="values"/>, counted on their device by a scatter-add into a tensor of that length. (ATen's
+    /// bincount reads the largest value to the host to size its result: a device synchronisation.)</summary>
+    public static Tensor Bincount(Tensor values, long length)
     {
-        if (labels.device_type == DeviceType.CPU) return CheckedValidMask(labels, ignoreIndex, classCount, what);
-        var inRange = labels.ge(0) & labels.lt(classCount);
-        return ignoreIndex is long ignore ? inRange & labels.ne(ignore) : inRange;
+        var flat = values.flatten();
+        return zeros(length, ScalarType.Int64, device: values.device).scatter_add_(0, flat, ones_like(flat));
     }
 
     /// <summary>Mean of per-pixel values over the pixels where <paramref name="mask"/> is 1; 0 (attached to the
     /// graph) when there are none, where a plain mean would be 0/0.</summary>
     public static Tensor MaskedMean(Tensor perPixel, Tensor mask) => (perPixel * mask).sum() / mask.sum().clamp_min(1);
-
-    /// <summary>Throws when a non-ignored label lies outside [0, classCount).</summary>
-    public static void RequireLabelsInRange(Tensor labels, Tensor valid, long classCount, string what)
-    {
-        if (labels.numel() == 0) return;
-        using var scope = NewDisposeScope();
-        var bad = (labels.lt(0) | labels.ge(classCount)) & valid;
-        if (bad.any().item<bool>())
-        {
-            var first = labels.masked_select(bad)[0].item<long>();
-            throw new ArgumentException(
-                $"labels {Shape(labels)} hold {first}: label {first} is outside the {classCount} classes [0,{classCount}) of {what} and is not the ignore index.", "labels");
-        }
-    }
 
     // Checks used by the softmax-family losses (features/embeddings and labels).
 
@@ -140,7 +120,7 @@ internal static class LossInputs
     internal static void CheckLabelRange(string owner, Tensor labels, long classes, long ignoreIndex)
     {
         using var scope = NewDisposeScope();
-        CheckedValidMask(labels, ignoreIndex, classes, owner);
+        LabelChecks.CheckNow(labels, ValidMask(labels, ignoreIndex), classes, owner);
     }
 
     /// <summary>Both tensors must share a dtype (the module's parameters follow <c>.to(dtype)</c>).</summary>

@@ -69,52 +69,30 @@ public static partial class Lovasz
         long pixels = ls[1] * ls[2];
         long classCount = binary ? 2 : ps[1];
         var flatLabels = y.reshape(batch, 1, pixels);
-        var valid = LossInputs.CheckedValidMask(flatLabels, ignoreIndex, classCount, $"probas {LossInputs.Shape(probas)}");
+        var valid = LossInputs.CheckedValidMask(y, ignoreIndex, classCount, $"probas {LossInputs.Shape(probas)}").reshape(batch, 1, pixels);
 
         var ids = SelectedClasses(classes, binary, classCount, probas);
         if (batch * pixels == 0)
             return (probas.sum() * 0).MoveToOuterDisposeScope();
         var p = probas.to(work);
-        Tensor selected;
-        if (binary)
-        {
-            var foreground = p.reshape(batch, 1, pixels);
-            selected = cat(ids.Select(id => id == 1 ? foreground : 1 - foreground).ToArray(), 1);
-        }
-        else
-        {
-            var flat = p.reshape(batch, classCount, pixels);
-            selected = ids.Length == classCount && ids.Select((id, i) => id == i).All(x => x)
-                ? flat
-                : flat.index_select(1, tensor(ids, device: probas.device));
-        }
+        var selected = binary
+            ? cat(ids.Select(id => id == 1 ? p.reshape(batch, 1, pixels) : 1 - p.reshape(batch, 1, pixels)).ToArray(), 1)
+            : Select(p.reshape(batch, classCount, pixels), ids, classCount);
 
         // Eligibility from per-image class counts: Present needs the class in the set, All and Only a valid pixel.
-        var idTensor = tensor(ids, device: probas.device);
-        var imageClassCounts = ClassCounts(flatLabels.view(batch, pixels), valid.view(batch, pixels), classCount).index_select(1, idTensor);
+        var imageValid = valid.view(batch, pixels);
+        var imageClassCounts = Select(ClassCounts(flatLabels.view(batch, pixels), imageValid, classCount), ids, classCount);
         var eligible = classes.IsPresent
             ? imageClassCounts.gt(0)
-            : valid.view(batch, pixels).any(-1, keepdim: true).expand(batch, ids.Length);   // [B,K]
+            : imageValid.any(-1, keepdim: true).expand(batch, ids.Length);   // [B,K]
 
-        Tensor rowLoss;                                                        // [B,K] (perImage) or [K]
-        if (allowCpuKernel && LovaszCpuKernel.SupportsSoftmax(selected, classCount))
-        {
-            var kernelLabels = flatLabels.view(batch, pixels).masked_fill(valid.view(batch, pixels).logical_not(), -1);
-            var (signedWeights, offsets) = LovaszCpuKernel.SoftmaxTerms(selected, kernelLabels, ids, perImage, bins);
-            // Σ |fg − p|·w = Σ sign(p − fg)·w·p + offset: the gradient w.r.t. p is the signed weight.
-            rowLoss = perImage
-                ? (selected * signedWeights).sum(-1) + offsets.view(batch, ids.Length)
-                : (selected * signedWeights).sum([0, 2]) + offsets;
-        }
-        else
-        {
-            var foregroundMask = flatLabels.eq(idTensor.view(1, -1, 1)) & valid;      // [B,K,P]
-            var errors = (foregroundMask.to(work) - selected).abs();                 // [B,K,P]
-            var weights = bins > 0
-                ? LovaszWeights.HistogramGeneric(errors, foregroundMask, valid, perImage, bins)
-                : LovaszWeights.ExactGeneric(errors, foregroundMask, valid, perImage);
-            rowLoss = perImage ? (errors * weights).sum(-1) : (errors * weights).sum([0, 2]);
-        }
+        var (signedWeights, offsets) = allowCpuKernel && LovaszCpuKernel.SupportsSoftmax(selected, classCount)
+            ? LovaszCpuKernel.SoftmaxTerms(selected, flatLabels.view(batch, pixels).masked_fill(~imageValid, -1), ids, perImage, bins)
+            : LovaszWeights.SoftmaxTerms(selected, ForegroundMask(flatLabels, valid, ids, classCount), valid, perImage, bins);
+        // Σ |fg − p|·w = Σ sign(p − fg)·w·p + offset: the gradient w.r.t. p is the signed weight.
+        var rowLoss = perImage                                                  // [B,K] (perImage) or [K]
+            ? (selected * signedWeights).sum(-1) + offsets.view(batch, ids.Length)
+            : (selected * signedWeights).sum([0, 2]) + offsets;
         var loss = perImage
             ? MeanOverEligible(rowLoss, eligible, perImage: true)
             : MeanOverEligible(rowLoss, eligible.any(0L), perImage: false);
@@ -143,8 +121,9 @@ public static partial class Lovasz
         var work = LossInputs.WorkType(logits);
         long batch = logits.shape[0];
         long pixels = logits.shape[1] * logits.shape[2];
-        var y = LossInputs.IntegerLabels(labels).reshape(batch, 1, pixels);
-        var valid = LossInputs.CheckedValidMask(y, ignoreIndex, 2, $"binary logits {LossInputs.Shape(logits)}");
+        var integerLabels = LossInputs.IntegerLabels(labels);
+        var y = integerLabels.reshape(batch, 1, pixels);
+        var valid = LossInputs.CheckedValidMask(integerLabels, ignoreIndex, 2, $"binary logits {LossInputs.Shape(logits)}").reshape(batch, 1, pixels);
         if (batch * pixels == 0)
             return (logits.sum() * 0).MoveToOuterDisposeScope();
 
@@ -152,7 +131,9 @@ public static partial class Lovasz
         var signs = foreground.to(work) * 2 - 1;
         var errors = 1 - logits.to(work).reshape(batch, 1, pixels) * signs;   // [B,1,P]
         var weights = LovaszWeights.Exact(errors, foreground, valid, perImage);
-        var rowLoss = (nn.functional.relu(errors) * weights).sum(-1);          // [B,1]
+        // relu as a masked fill: the same values, and the same zero gradient at 0 as F.relu in the reference;
+        // unlike relu it has a meta kernel, so the no-synchronisation tests can run it on the meta device.
+        var rowLoss = (errors.masked_fill(errors.le(0), 0) * weights).sum(-1);   // [B,1]
         // Present-style eligibility is not used: the reference scores images without foreground too.
         var loss = perImage
             ? MeanOverEligible(rowLoss, valid.any(-1), perImage: true)
@@ -175,13 +156,28 @@ public static partial class Lovasz
         return binary ? [1L] : Enumerable.Range(0, (int)classCount).Select(i => (long)i).ToArray();
     }
 
-    /// <summary>[B,C] count of each class among the valid pixels of each image, by one bincount.</summary>
+    /// <summary>The entries <paramref name="ids"/> of dim 1 of <paramref name="t"/> (<paramref name="classCount"/>
+    /// long): <paramref name="t"/> itself for all classes in order, else slices joined by one cat (no index tensor
+    /// to copy to the device).</summary>
+    static Tensor Select(Tensor t, long[] ids, long classCount) =>
+        ids.Length == classCount && ids.Select((id, i) => id == i).All(x => x)
+            ? t
+            : cat(ids.Select(id => t.narrow(1, id, 1)).ToArray(), 1);
+
+    /// <summary>[B,K,P] mask of the valid pixels of each selected class, from [B,1,P] labels and valid mask.</summary>
+    static Tensor ForegroundMask(Tensor labels, Tensor valid, long[] ids, long classCount)
+    {
+        var classIds = Select(arange(classCount, device: labels.device).view(1, classCount, 1), ids, classCount);
+        return labels.eq(classIds) & valid;
+    }
+
+    /// <summary>[B,C] count of each class among the valid pixels of each image, by one count of (image, class) slots.</summary>
     static Tensor ClassCounts(Tensor labels, Tensor valid, long classCount)
     {
         long batch = labels.shape[0];
         var slot = (arange(batch, device: labels.device).unsqueeze(1) * classCount + labels)
-            .masked_fill(valid.logical_not(), batch * classCount);
-        return bincount(slot.flatten(), minlength: batch * classCount + 1).narrow(0, 0, batch * classCount).view(batch, classCount);
+            .masked_fill(~valid, batch * classCount);
+        return LossInputs.Bincount(slot, batch * classCount + 1).narrow(0, 0, batch * classCount).view(batch, classCount);
     }
 
     /// <summary>

@@ -14,8 +14,8 @@ namespace Seg.Core.Losses;
 /// outputs as <see cref="LovaszWeights"/>), rows in parallel on libtorch's own threads (<see cref="TorchParallel"/>).
 /// Exact: the valid pixels of a row are ordered by a stable LSD radix sort on order-preserving 32-bit keys (three
 /// passes of 11/11/10 bits, a pass skipped when all keys share its digit), then one walk down the order accumulates
-/// the Jaccard increments in double: the weights of <see cref="LovaszWeights.ExactGeneric"/> up to float rounding
-/// and the order of tied errors (which does not change the loss), several times faster than ATen's comparison sort.
+/// the Jaccard increments in double: the same bits as <see cref="LovaszWeights.ExactGeneric"/> (which orders ties by
+/// pixel index too and rounds each weight once from double), several times faster than ATen's comparison sort.
 /// Histogram: one pass counts foreground and background pixels per (row, bin), one hands every pixel its bin's
 /// weight. For the Lovász-Softmax the kernel is fused: it reads probabilities and labels directly and returns
 /// signed weights (the loss's gradient w.r.t. the probabilities) and per-row offsets, so no error tensor is built.
@@ -117,15 +117,16 @@ internal static unsafe class LovaszCpuKernel
         return sink.Offset;
     }
 
-    /// <summary>Writes sign(p − fg)·w (the gradient w.r.t. p) and accumulates the row's offset −Σ sign·w·fg.</summary>
+    /// <summary>Writes sign(p − fg)·w (the gradient w.r.t. p; 0 where the error is 0, as the derivative of the
+    /// reference's <c>abs</c> is there) and accumulates the row's offset −Σ sign·w·fg.</summary>
     struct SignedWeightSink(float* probas, float* signedWeights) : IWeightSink
     {
         public double Offset;
 
         public void Take(long element, bool foreground, double weight)
         {
-            float target = foreground ? 1f : 0f;
-            double signedWeight = probas[element] < target ? -weight : weight;
+            float target = foreground ? 1f : 0f, p = probas[element];
+            double signedWeight = p < target ? -weight : p > target ? weight : 0;
             signedWeights[element] = (float)signedWeight;
             Offset -= signedWeight * target;
         }
@@ -217,7 +218,7 @@ internal static unsafe class LovaszCpuKernel
                                                        codeBase + (b - firstImage) * pixels, pixels);
                     segment.Encode(id, bins);
                     for (int i = 0; i < pixels; i++)
-                        count[segment.Codes[i] & ~NegativeCode]++;
+                        count[segment.Codes[i] & SlotMask]++;
                 }
 
             long foregroundTotal = 0;
@@ -255,8 +256,16 @@ internal static unsafe class LovaszCpuKernel
     /// <summary>Sign bit of a histogram code: the pixel's error decreases as its probability grows (d|fg − p|/dp = −1).</summary>
     const uint NegativeCode = 0x8000_0000u;
 
+    /// <summary>Bit of a histogram code for an error of exactly 0 (p = fg), whose gradient is 0: the reference's
+    /// <c>abs</c> has derivative 0 there. The pixel still counts in its bin.</summary>
+    const uint ZeroCode = 0x4000_0000u;
+
+    /// <summary>The histogram slot of a code.</summary>
+    const uint SlotMask = ~(NegativeCode | ZeroCode);
+
     /// <summary>One image's pixels of one class in the histogram kernel: int16 labels (−1 = ignored), float32
-    /// probabilities, and a code per pixel (histogram slot bin·2 + isForeground, with <see cref="NegativeCode"/>).</summary>
+    /// probabilities, and a code per pixel (histogram slot bin·2 + isForeground, with <see cref="NegativeCode"/> and
+    /// <see cref="ZeroCode"/>).</summary>
     readonly struct HistogramSegment(short* labels, float* probas, uint* codes, int pixels)
     {
         public readonly uint* Codes = codes;
@@ -273,6 +282,7 @@ internal static unsafe class LovaszCpuKernel
                 var lastBin = Vector256.Create(bins - 1);
                 var ignoredBin = Vector256.Create(bins);
                 var sign = Vector256.Create(NegativeCode);
+                var zeroBit = Vector256.Create(ZeroCode);
                 for (; i + 8 <= pixels; i += 8)
                 {
                     var packed = Vector128.Load(labels + i);
@@ -285,7 +295,8 @@ internal static unsafe class LovaszCpuKernel
                     var bin = Vector256.ConditionalSelect(Vector256.LessThan(label, Vector256<int>.Zero), ignoredBin, lastBin - fromTop);
                     var slot = (bin << 1) - foreground;
                     var negative = Vector256.LessThan(p, target).AsUInt32() & sign;
-                    (slot.AsUInt32() | negative).Store(Codes + i);
+                    var zero = Vector256.Equals(p, target).AsUInt32() & zeroBit;
+                    (slot.AsUInt32() | negative | zero).Store(Codes + i);
                 }
             }
             for (; i < pixels; i++)
@@ -294,7 +305,8 @@ internal static unsafe class LovaszCpuKernel
                 bool foreground = label == id;
                 float target = foreground ? 1f : 0f;
                 int bin = label < 0 ? bins : Bin(MathF.Abs(target - probas[i]), bins);
-                Codes[i] = (uint)(bin * 2 + (foreground ? 1 : 0)) | (probas[i] < target ? NegativeCode : 0);
+                Codes[i] = (uint)(bin * 2 + (foreground ? 1 : 0)) | (probas[i] < target ? NegativeCode : 0)
+                           | (probas[i] == target ? ZeroCode : 0);
             }
         }
 
@@ -308,12 +320,15 @@ internal static unsafe class LovaszCpuKernel
             {
                 var sum = Vector256<float>.Zero;
                 var sign = Vector256.Create(NegativeCode);
+                var zeroBit = Vector256.Create(ZeroCode);
+                var slotMask = Vector256.Create(SlotMask);
                 var foregroundBit = Vector256.Create(1u);
                 for (; i + 8 <= pixels; i += 8)
                 {
                     var code = Vector256.Load(codes + i);
-                    var weight = Avx2.GatherVector256(table, ((code & ~sign) >> 1).AsInt32(), 4);
-                    var signed = (weight.AsUInt32() ^ (code & sign)).AsSingle();   // flipping the sign bit negates
+                    var weight = Avx2.GatherVector256(table, ((code & slotMask) >> 1).AsInt32(), 4);
+                    var zero = Vector256.Equals(code & zeroBit, zeroBit);
+                    var signed = Vector256.AndNot(weight.AsUInt32() ^ (code & sign), zero).AsSingle();   // flipping the sign bit negates
                     signed.Store(signedWeights + i);
                     sum += signed & Vector256.Equals(code & foregroundBit, foregroundBit).AsSingle();
                 }
@@ -322,7 +337,7 @@ internal static unsafe class LovaszCpuKernel
             for (; i < pixels; i++)
             {
                 uint code = codes[i];
-                float weight = table[(code & ~NegativeCode) >> 1];
+                float weight = (code & ZeroCode) != 0 ? 0 : table[(code & SlotMask) >> 1];
                 float signed = (code & NegativeCode) != 0 ? -weight : weight;
                 signedWeights[i] = signed;
                 if ((code & 1) != 0) offset -= signed;

@@ -45,8 +45,8 @@ public sealed class LovaszSigmoidLoss : nn.Module<Tensor, Tensor, Tensor>
     {
         var (x, y) = LossInputs.MultiClass(logits, labels);
         long classes = x.shape[1];
-        var valid = LossInputs.ValidMaskWithoutSync(y, IgnoreIndex, classes, $"logits {LossInputs.Shape(logits)}").unsqueeze(1);
+        var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, classes, $"logits {LossInputs.Shape(logits)}").unsqueeze(1);
         var oneHot = y.unsqueeze(1).eq(arange(classes, device: y.device).view(1, classes, 1, 1)).to(ScalarType.Int64);
-        return (x, IgnoreIndex is long ignore ? oneHot.masked_fill(valid.logical_not(), ignore) : oneHot);
+        return (x, IgnoreIndex is long ignore ? oneHot.masked_fill(~valid, ignore) : oneHot);
     }
 }

@@ -18,7 +18,7 @@ namespace Seg.Core.Losses;
 /// with one; mIoU^I) and per class (the mean over the images where the class is active, then over classes; mIoU^C).
 /// A class is active in a set when its label exceeds the threshold somewhere (Present), or everywhere the set has a
 /// labelled pixel (All). No active class gives 0 with a zero gradient. No step reads a value back to the host, except
-/// the label check on CPU tensors (see <see cref="LossInputs.ValidMaskWithoutSync"/>).
+/// the label check on CPU tensors (see <see cref="LossInputs.CheckedValidMask"/>).
 /// </para>
 /// <para>
 /// Labels: hard [B,H,W] integer class ids (pixels equal to the ignore index are left out), or soft [B,C,H,W]
@@ -107,7 +107,10 @@ public static class MetricLoss
     {
         var xNorm = x.sum(-1);
         var yNorm = y.sum(-1);
-        var tp = (xNorm + yNorm - (x - y).abs().sum(-1)) / 2;
+        var difference = x - y;
+        // ‖x − y‖₁ as Σ d·sign(d) with the sign held constant: abs's values and gradient, and a meta kernel (abs has
+        // none in libtorch 2.10), so the no-synchronisation tests can run the loss on the meta device.
+        var tp = (xNorm + yNorm - (difference * difference.detach().sign()).sum(-1)) / 2;
         return (tp, xNorm - tp, yNorm - tp);
     }
 
@@ -117,7 +120,8 @@ public static class MetricLoss
         var t = (tp + s.Smooth) / (tp + s.Alpha * fp + s.Beta * fn + s.Smooth);
         var loss = s.LogLoss ? -t.log() : 1 - t;
         // Rounding can leave tp a hair above ‖x‖₁ and so the loss a hair below 0; pow of a negative base is NaN.
-        if (s.Gamma != 1) loss = loss.clamp_min(0).pow(s.Gamma);
+        // (A masked fill rather than clamp_min: the same values and gradient, and a meta kernel for its backward.)
+        if (s.Gamma != 1) loss = loss.masked_fill(loss.lt(0), 0).pow(s.Gamma);
         if (s.WeightsLike(loss) is { } w) loss = loss * w;
         return loss;
     }
@@ -152,7 +156,7 @@ public static class MetricLoss
             var (x, hard) = LossInputs.MultiClass(logits, labels);
             long b = x.shape[0], c = x.shape[1], pixels = x.shape[2] * x.shape[3];
             var flat = hard.reshape(b, 1, pixels);
-            var valid = LossInputs.ValidMaskWithoutSync(flat, ignoreIndex, c, $"logits {LossInputs.Shape(logits)}");
+            var valid = LossInputs.CheckedValidMask(hard, ignoreIndex, c, $"logits {LossInputs.Shape(logits)}").reshape(b, 1, pixels);
             var oneHot = flat.eq(arange(c, device: flat.device).view(1, c, 1)) & valid;
             return (x.to(work).reshape(b, c, pixels).softmax(1), oneHot.to(work), valid, false);
         }

@@ -38,7 +38,7 @@ public static class SoftLabels
 
         using var scope = NewDisposeScope();
         var y = LossInputs.IntegerLabels(labels);
-        var valid = LossInputs.ValidMaskWithoutSync(y, ignoreIndex, numClasses, $"{numClasses} classes");
+        var valid = LossInputs.CheckedValidMask(y, ignoreIndex, numClasses, $"{numClasses} classes");
         var oneHot = (y.unsqueeze(1).eq(arange(numClasses, device: y.device).view(1, -1, 1, 1)) & valid.unsqueeze(1))
             .to(ScalarType.Float32);                                                                  // [B,C,H,W]
         if (epsilon == 0 || kernel == 1 || y.numel() == 0)
@@ -47,11 +47,11 @@ public static class SoftLabels
         // Another class lies in the window exactly where the window's largest and smallest label differ; windows
         // with an ignored pixel are excluded below, so the value ignored pixels hold here does not matter.
         // Ids stay exact in float32 up to 2^24.
-        var ids = y.masked_fill(valid.logical_not(), 0).to(ScalarType.Float32).unsqueeze(1);          // [B,1,H,W]
+        var ids = y.masked_fill(~valid, 0).to(ScalarType.Float32).unsqueeze(1);          // [B,1,H,W]
         var largest = MaxPool(ids, kernel);
         var smallest = -MaxPool(-ids, kernel);
-        var ignoredNear = MaxPool(valid.logical_not().to(ScalarType.Float32).unsqueeze(1), kernel).gt(0);
-        var boundary = (largest.ne(smallest) & ignoredNear.logical_not() & valid.unsqueeze(1)).to(ScalarType.Float32);
+        var ignoredNear = MaxPool((~valid).to(ScalarType.Float32).unsqueeze(1), kernel).gt(0);
+        var boundary = (largest.ne(smallest) & ~ignoredNear & valid.unsqueeze(1)).to(ScalarType.Float32);
         return (oneHot + boundary * (epsilon / numClasses - epsilon * oneHot)).MoveToOuterDisposeScope();
     }
 

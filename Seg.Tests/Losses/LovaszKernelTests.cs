@@ -4,7 +4,12 @@ using static TorchSharp.torch;
 
 namespace Seg.Tests.Losses;
 
-/// <summary>The CPU kernels against the device-generic tensor path they replace on float32 CPU input.</summary>
+/// <summary>
+/// The CPU kernels against the device-generic tensor path (what runs on a GPU) on the same float32 CPU input: the
+/// weights, signed weights, gradients and exact-mode losses agree to the last bit, ties included (both order tied
+/// errors by pixel index). The histogram offsets are summed in float32 lanes by the kernel and in float64 by the
+/// generic path, so histogram losses agree to float32 rounding.
+/// </summary>
 public class LovaszKernelTests
 {
     public LovaszKernelTests() => TensorData.Init();
@@ -33,13 +38,9 @@ public class LovaszKernelTests
         Assert.True(LovaszCpuKernel.Supports(errors));
         var kernel = LovaszCpuKernel.ExactWeights(errors, foreground, valid, perImage);
         var generic = LovaszWeights.ExactGeneric(errors, foreground, valid, perImage);
-        // Per-row losses agree; with ties the individual weights may differ (order within a tie), the loss not.
+        TensorData.AssertBitwiseEqual(kernel, generic);
         long[] dims = perImage ? [2] : [0, 2];
-        var lossKernel = TensorData.Values((errors * kernel).sum(dims));
-        var lossGeneric = TensorData.Values((errors * generic).sum(dims));
-        Assert.Contains(lossGeneric, v => v > 0.1);
-        for (int r = 0; r < lossKernel.Length; r++) Assert.Equal(lossGeneric[r], lossKernel[r], 1e-5);
-        if (!ties) Assert.True(kernel.allclose(generic, rtol: 1e-4, atol: 1e-6));
+        Assert.Contains(TensorData.Values((errors * generic).sum(dims)), v => v > 0.1);
         Assert.Equal(0.0f, kernel[0].abs().sum().item<float>());
     }
 
@@ -57,8 +58,8 @@ public class LovaszKernelTests
     [MemberData(nameof(FusedCases))]
     public void FusedSoftmaxKernelMatchesGenericPath(int bins, bool perImage, string selection)
     {
-        // Same float32 CPU input through the fused kernel and through the device-generic tensor path:
-        // equal losses and equal gradients.
+        // Same float32 CPU input through the fused kernel and through the device-generic tensor path: equal
+        // signed weights and offsets, losses and gradients.
         using var scope = NewDisposeScope();
         var g = new Generator((ulong)(bins * 10 + (perImage ? 1 : 0) + selection.Length));
         // 77 pixels per image: the kernels' eight-wide loops and their scalar tails both run.
@@ -66,7 +67,7 @@ public class LovaszKernelTests
         var labels = randint(0, 4, [3, 11, 7], generator: g).masked_fill(rand([3, 11, 7], generator: g).lt(0.1), 255);
         labels[1] = full(11, 7, 255L);                                    // one image without valid pixels
         var classes = selection switch { "present" => ClassSelection.Present, "all" => ClassSelection.All, _ => ClassSelection.Only(4, 1) };
-        (double Loss, Tensor Grad) Run(bool kernel)
+        (float Loss, Tensor Grad) Run(bool kernel)
         {
             var x = logits.clone().requires_grad_(true);
             var loss = Lovasz.SoftmaxWithKernelChoice(x.softmax(1), labels, classes, perImage, 255, bins, kernel);
@@ -76,8 +77,22 @@ public class LovaszKernelTests
         var (kernelLoss, kernelGrad) = Run(true);
         var (genericLoss, genericGrad) = Run(false);
         Assert.True(genericLoss > 0.05);
-        Assert.Equal(genericLoss, kernelLoss, 1e-5);
-        Assert.True(kernelGrad.allclose(genericGrad, rtol: 1e-3, atol: 1e-6));
+        if (bins == 0) Assert.Equal(BitConverter.SingleToInt32Bits(kernelLoss), BitConverter.SingleToInt32Bits(genericLoss));
+        else Assert.Equal(genericLoss, kernelLoss, 1e-6);
+        TensorData.AssertBitwiseEqual(kernelGrad, genericGrad);
+
+        // The terms themselves, on the same probabilities.
+        var p = logits.softmax(1).reshape(3, 5, 77);
+        long[] ids = selection == "only" ? [4, 1] : [0, 1, 2, 3, 4];
+        var selected = cat(ids.Select(id => p.narrow(1, id, 1)).ToArray(), 1);
+        var flatLabels = labels.reshape(3, 1, 77);
+        var valid = flatLabels.ne(255);
+        var (kernelWeights, kernelOffsets) = LovaszCpuKernel.SoftmaxTerms(selected, flatLabels.view(3, 77).masked_fill(~valid.view(3, 77), -1), ids, perImage, bins);
+        var foreground = flatLabels.eq(tensor(ids).view(1, -1, 1)) & valid;
+        var (genericWeights, genericOffsets) = LovaszWeights.SoftmaxTerms(selected, foreground, valid, perImage, bins);
+        TensorData.AssertBitwiseEqual(kernelWeights, genericWeights);
+        if (bins == 0) TensorData.AssertBitwiseEqual(kernelOffsets, genericOffsets);
+        else Assert.True(kernelOffsets.allclose(genericOffsets, rtol: 1e-6, atol: 1e-7));
     }
 
     [Fact]
@@ -90,7 +105,13 @@ public class LovaszKernelTests
         var valid = ones(1, 1, 6, dtype: ScalarType.Bool);
         var kernel = LovaszCpuKernel.ExactWeights(errors, foreground, valid, perImage: true);
         var generic = LovaszWeights.ExactGeneric(errors, foreground, valid, perImage: true);
-        Assert.True(kernel.allclose(generic, atol: 1e-7));
+        TensorData.AssertBitwiseEqual(kernel, generic);
+        // Descending: +inf, 2, 1e-30, 0, −0.5, −3 with foreground flags 0,0,0,1,1,1 (F = 3): J_i = 1 − (3 − fg_i)/(3 + bg_i).
+        double[] jaccard = [1 - 3.0 / 4, 1 - 3.0 / 5, 1 - 3.0 / 6, 1 - 2.0 / 6, 1 - 1.0 / 6, 1];
+        var expected = new float[6];
+        int[] position = [5, 1, 4, 0, 3, 2];   // pixel i is at this place in the descending order
+        for (int i = 0; i < 6; i++) expected[i] = (float)(jaccard[position[i]] - (position[i] == 0 ? 0 : jaccard[position[i] - 1]));
+        Assert.Equal(expected, generic.data<float>().ToArray());
     }
 
     [Fact]

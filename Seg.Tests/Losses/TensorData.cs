@@ -46,4 +46,16 @@ internal static class TensorData
     }
 
     public static double[] Values(Tensor t) => t.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();
+
+    /// <summary>Same shape and the same float bit patterns everywhere (so +0 and −0 differ, and NaN equals NaN).</summary>
+    public static void AssertBitwiseEqual(Tensor expected, Tensor actual)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        Assert.Equal(expected.dtype, actual.dtype);
+        var e = expected.detach().cpu().to(ScalarType.Float64).data<double>().ToArray();
+        var a = actual.detach().cpu().to(ScalarType.Float64).data<double>().ToArray();
+        for (int i = 0; i < e.Length; i++)
+            if (BitConverter.DoubleToInt64Bits(e[i]) != BitConverter.DoubleToInt64Bits(a[i]))
+                Assert.Fail($"element {i} of [{string.Join(",", expected.shape)}]: expected {e[i]:R}, got {a[i]:R}");
+    }
 }

@@ -126,19 +126,22 @@ public static class Trainer
                         termValues = criterion.LastValues;
                         loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
                     }
-                    lossValue = loss.ToDouble();
-                    if (!double.IsFinite(lossValue)) throw Diverged(done, termValues, lossValue);
-
                     optimizer.zero_grad();
                     loss.backward();
                     if (config.Train.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
                     optimizer.step();
+                    // The step's one wait for the device: read the loss once the whole step is queued, so that the
+                    // device never waits for the host to queue the backward pass. A diverged step has updated the
+                    // weights in memory, but the run stops here and no checkpoint is written from them.
+                    lossValue = loss.ToDouble();
+                    if (!double.IsFinite(lossValue)) throw Diverged(done, termValues, lossValue);
                 }
                 stepsRun++;
                 imagesSeen += batch.Count;
 
                 if (done % config.Train.LogEvery == 0 || done == total)
                 {
+                    LabelChecks.ThrowIfAnyFailed();   // the losses' label checks, deferred on devices other than the CPU
                     log.Append(done, lossValue, termValues, lr);
                     board.add_scalar("train/loss", (float)lossValue, (int)done);
                     board.add_scalar("train/lr", (float)lr, (int)done);
