@@ -16,8 +16,9 @@ internal sealed class PickleDict
     public List<KeyValuePair<object?, object?>> Items { get; } = [];
 }
 
-/// <summary>A reference to one storage of a PyTorch zip archive (<c>data/{Key}</c>), from a persistent id.</summary>
-internal sealed record StorageRef(string Key, PickleGlobal StorageType);
+/// <summary>A reference to one storage of a PyTorch zip archive (<c>data/{Key}</c>), from a persistent id, with the
+/// element count the id declares (when it does).</summary>
+internal sealed record StorageRef(string Key, PickleGlobal StorageType, long? Numel);
 
 /// <summary>What <c>torch._utils._rebuild_tensor_v2</c> would build: a strided view of a storage.</summary>
 internal sealed record TensorRecord(StorageRef Storage, long Offset, long[] Size, long[] Stride);
@@ -44,12 +45,38 @@ internal sealed class RestrictedUnpickler
         "torch._utils._rebuild_parameter_with_state",
     ];
 
+    /// <summary>Containers nested deeper than this (or MARKs open at once) are refused: torch.save's state dicts
+    /// nest about five deep, and a bound keeps whatever walks the result off a stack overflow.</summary>
+    public const int MaxDepth = 100;
+
+    /// <summary>Opcode names, for messages (also of the opcodes this reader refuses).</summary>
+    static readonly Dictionary<byte, string> Names = new()
+    {
+        [0x80] = "PROTO", [0x95] = "FRAME", [(byte)'.'] = "STOP", [(byte)'('] = "MARK", [(byte)'}'] = "EMPTY_DICT",
+        [(byte)']'] = "EMPTY_LIST", [(byte)')'] = "EMPTY_TUPLE", [(byte)'N'] = "NONE", [0x88] = "NEWTRUE", [0x89] = "NEWFALSE",
+        [(byte)'J'] = "BININT", [(byte)'K'] = "BININT1", [(byte)'M'] = "BININT2", [0x8a] = "LONG1", [0x8b] = "LONG4",
+        [(byte)'G'] = "BINFLOAT", [(byte)'X'] = "BINUNICODE", [0x8c] = "SHORT_BINUNICODE", [0x8d] = "BINUNICODE8",
+        [(byte)'T'] = "BINSTRING", [(byte)'U'] = "SHORT_BINSTRING", [(byte)'B'] = "BINBYTES", [(byte)'C'] = "SHORT_BINBYTES",
+        [0x8e] = "BINBYTES8", [0x96] = "BYTEARRAY8", [(byte)'q'] = "BINPUT", [(byte)'r'] = "LONG_BINPUT", [0x94] = "MEMOIZE",
+        [(byte)'h'] = "BINGET", [(byte)'j'] = "LONG_BINGET", [(byte)'0'] = "POP", [(byte)'1'] = "POP_MARK", [(byte)'2'] = "DUP",
+        [(byte)'t'] = "TUPLE", [0x85] = "TUPLE1", [0x86] = "TUPLE2", [0x87] = "TUPLE3", [(byte)'l'] = "LIST", [(byte)'a'] = "APPEND",
+        [(byte)'e'] = "APPENDS", [(byte)'s'] = "SETITEM", [(byte)'u'] = "SETITEMS", [(byte)'c'] = "GLOBAL", [0x93] = "STACK_GLOBAL",
+        [(byte)'Q'] = "BINPERSID", [(byte)'R'] = "REDUCE", [(byte)'b'] = "BUILD", [(byte)'i'] = "INST", [(byte)'o'] = "OBJ",
+        [0x81] = "NEWOBJ", [0x92] = "NEWOBJ_EX", [0x82] = "EXT1", [0x83] = "EXT2", [0x84] = "EXT4", [(byte)'P'] = "PERSID",
+        [(byte)'I'] = "INT", [(byte)'L'] = "LONG", [(byte)'F'] = "FLOAT", [(byte)'S'] = "STRING", [(byte)'V'] = "UNICODE",
+        [(byte)'g'] = "GET", [(byte)'p'] = "PUT", [(byte)'d'] = "DICT", [0x8f] = "EMPTY_SET", [0x90] = "ADDITEMS",
+        [0x91] = "FROZENSET", [0x97] = "NEXT_BUFFER", [0x98] = "READONLY_BUFFER",
+    };
+
     readonly byte[] data;
     readonly string source;
     int pos;
+    int opStart;
+    byte op;
     readonly List<object?> stack = [];
     readonly Stack<int> marks = new();
     readonly Dictionary<long, object?> memo = [];
+    readonly Dictionary<object, int> depths = new(ReferenceEqualityComparer.Instance);
 
     RestrictedUnpickler(byte[] data, string source)
     {
@@ -61,70 +88,99 @@ internal sealed class RestrictedUnpickler
     /// <param name="source">File (and entry) name used in error messages.</param>
     public static object? Load(byte[] data, string source) => new RestrictedUnpickler(data, source).Run();
 
-    InvalidDataException Fail(string what) => new($"{source}: {what} (at pickle byte {pos}).");
+    static string OpName(byte op) => Names.TryGetValue(op, out var n) ? n : $"0x{op:x2}";
+
+    /// <summary>"path (entry): pickle opcode BINUNICODE at byte 312: what."</summary>
+    InvalidDataException Fail(string what) => new($"{source}: pickle opcode {OpName(op)} at byte {opStart}: {what}.");
+
+    /// <summary>"path (entry): pickle opcode BINUNICODE at byte 312 declares 4294967295 bytes, 2011 remain."</summary>
+    InvalidDataException FailOp(string predicate) => new($"{source}: pickle opcode {OpName(op)} at byte {opStart} {predicate}.");
 
     object? Run()
     {
         while (true)
         {
-            if (pos >= data.Length) throw Fail("pickle ends without STOP");
-            byte op = data[pos++];
+            if (pos >= data.Length) throw new InvalidDataException($"{source}: pickle ends at byte {data.Length} without STOP.");
+            opStart = pos;
+            op = data[pos++];
             switch (op)
             {
-                case 0x80: pos++; break;                                     // PROTO
-                case 0x95: Take(8); break;                                   // FRAME
-                case (byte)'.': return Pop();                                // STOP
-                case (byte)'(': marks.Push(stack.Count); break;              // MARK
-                case (byte)'}': stack.Add(new PickleDict()); break;          // EMPTY_DICT
-                case (byte)']': stack.Add(new List<object?>()); break;       // EMPTY_LIST
-                case (byte)')': stack.Add(Array.Empty<object?>()); break;    // EMPTY_TUPLE
-                case (byte)'N': stack.Add(null); break;                      // NONE
-                case 0x88: stack.Add(true); break;                           // NEWTRUE
-                case 0x89: stack.Add(false); break;                          // NEWFALSE
+                case 0x80: Take(1); break;                                                          // PROTO
+                case 0x95: Length(8); break;                                                        // FRAME: its length is only checked
+                case (byte)'.': return Pop();                                                       // STOP
+                case (byte)'(':                                                                     // MARK
+                    if (marks.Count >= MaxDepth) throw Fail($"more than {MaxDepth} MARKs open at once");
+                    marks.Push(stack.Count);
+                    break;
+                case (byte)'}': stack.Add(new PickleDict()); break;                                 // EMPTY_DICT
+                case (byte)']': stack.Add(new List<object?>()); break;                              // EMPTY_LIST
+                case (byte)')': stack.Add(Array.Empty<object?>()); break;                           // EMPTY_TUPLE
+                case (byte)'N': stack.Add(null); break;                                             // NONE
+                case 0x88: stack.Add(true); break;                                                  // NEWTRUE
+                case 0x89: stack.Add(false); break;                                                 // NEWFALSE
                 case (byte)'J': stack.Add((long)BinaryPrimitives.ReadInt32LittleEndian(Take(4))); break;  // BININT
                 case (byte)'K': stack.Add((long)Take(1)[0]); break;                                        // BININT1
                 case (byte)'M': stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Take(2))); break; // BININT2
-                case 0x8a: stack.Add(Long(Take(1)[0])); break;                                             // LONG1
-                case 0x8b: stack.Add(Long(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4))))); break; // LONG4
-                case (byte)'G': stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Take(8))); break;           // BINFLOAT
-                case (byte)'X': stack.Add(Utf8(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4))))); break; // BINUNICODE
-                case 0x8c: stack.Add(Utf8(Take(1)[0])); break;                                             // SHORT_BINUNICODE
-                case 0x8d: stack.Add(Utf8(checked((int)BinaryPrimitives.ReadUInt64LittleEndian(Take(8))))); break; // BINUNICODE8
-                case (byte)'T': stack.Add(Latin1(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4))))); break; // BINSTRING
-                case (byte)'U': stack.Add(Latin1(Take(1)[0])); break;                                      // SHORT_BINSTRING
-                case (byte)'B': stack.Add(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray()); break; // BINBYTES
-                case (byte)'C': stack.Add(Take(Take(1)[0]).ToArray()); break;                             // SHORT_BINBYTES
-                case (byte)'q': memo[Take(1)[0]] = Peek(); break;                                          // BINPUT
+                case 0x8a: stack.Add(Long(Length(1))); break;                                      // LONG1
+                case 0x8b: stack.Add(Long(Length(4, signed: true))); break;                        // LONG4
+                case (byte)'G': stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Take(8))); break;    // BINFLOAT
+                case (byte)'X': stack.Add(Utf8(Length(4))); break;                                 // BINUNICODE
+                case 0x8c: stack.Add(Utf8(Length(1))); break;                                      // SHORT_BINUNICODE
+                case 0x8d: stack.Add(Utf8(Length(8))); break;                                      // BINUNICODE8
+                case (byte)'T': stack.Add(Latin1(Length(4, signed: true))); break;                 // BINSTRING
+                case (byte)'U': stack.Add(Latin1(Length(1))); break;                               // SHORT_BINSTRING
+                case (byte)'B': stack.Add(Take(Length(4)).ToArray()); break;                       // BINBYTES
+                case (byte)'C': stack.Add(Take(Length(1)).ToArray()); break;                       // SHORT_BINBYTES
+                case 0x8e: stack.Add(Take(Length(8)).ToArray()); break;                            // BINBYTES8
+                case (byte)'q': memo[Take(1)[0]] = Peek(); break;                                   // BINPUT
                 case (byte)'r': memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(4))] = Peek(); break;    // LONG_BINPUT
-                case 0x94: memo[memo.Count] = Peek(); break;                                               // MEMOIZE
-                case (byte)'h': stack.Add(Memo(Take(1)[0])); break;                                        // BINGET
+                case 0x94: memo[memo.Count] = Peek(); break;                                        // MEMOIZE
+                case (byte)'h': stack.Add(Memo(Take(1)[0])); break;                                 // BINGET
                 case (byte)'j': stack.Add(Memo(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break;  // LONG_BINGET
-                case (byte)'0': Pop(); break;                                                              // POP
-                case (byte)'1': PopMark(); break;                                                          // POP_MARK
-                case (byte)'2': stack.Add(Peek()); break;                                                  // DUP
-                case (byte)'t': stack.Add(PopMark().ToArray()); break;                                     // TUPLE
-                case 0x85: stack.Add(new[] { Pop() }); break;                                              // TUPLE1
-                case 0x86: { var b = Pop(); var a = Pop(); stack.Add(new[] { a, b }); break; }             // TUPLE2
-                case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); stack.Add(new[] { a, b, c }); break; } // TUPLE3
-                case (byte)'l': stack.Add(PopMark()); break;                                               // LIST
-                case (byte)'a': { var v = Pop(); AsList(Peek()).Add(v); break; }                           // APPEND
-                case (byte)'e': { var items = PopMark(); AsList(Peek()).AddRange(items); break; }          // APPENDS
-                case (byte)'s': { var v = Pop(); var k = Pop(); AsDict(Peek()).Items.Add(new(k, v)); break; } // SETITEM
-                case (byte)'u': SetItems(PopMark()); break;                                                // SETITEMS
-                case (byte)'c': stack.Add(Global(Line(), Line())); break;                                  // GLOBAL
+                case (byte)'0': Pop(); break;                                                       // POP
+                case (byte)'1': PopMark(); break;                                                   // POP_MARK
+                case (byte)'2': stack.Add(Peek()); break;                                           // DUP
+                case (byte)'t': stack.Add(Nest(PopMark().ToArray())); break;                        // TUPLE
+                case 0x85: stack.Add(Nest(new[] { Pop() })); break;                                 // TUPLE1
+                case 0x86: { var b = Pop(); var a = Pop(); stack.Add(Nest(new[] { a, b })); break; } // TUPLE2
+                case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); stack.Add(Nest(new[] { a, b, c })); break; } // TUPLE3
+                case (byte)'l': stack.Add(Nest(PopMark())); break;                                  // LIST
+                case (byte)'a': { var v = Pop(); var list = AsList(Peek()); list.Add(v); Deepen(list, v); break; } // APPEND
+                case (byte)'e': { var items = PopMark(); var list = AsList(Peek()); list.AddRange(items); foreach (var v in items) Deepen(list, v); break; } // APPENDS
+                case (byte)'s': { var v = Pop(); var k = Pop(); var d = AsDict(Peek()); d.Items.Add(new(k, v)); Deepen(d, k); Deepen(d, v); break; } // SETITEM
+                case (byte)'u': SetItems(PopMark()); break;                                         // SETITEMS
+                case (byte)'c': stack.Add(Global(Line(), Line())); break;                           // GLOBAL
                 case 0x93: { var name = Pop(); var module = Pop(); stack.Add(Global(AsString(module), AsString(name))); break; } // STACK_GLOBAL
-                case (byte)'Q': stack.Add(PersistentLoad(Pop())); break;                                   // BINPERSID
+                case (byte)'Q': stack.Add(PersistentLoad(Pop())); break;                            // BINPERSID
                 case (byte)'R': { var args = Pop(); var fn = Pop(); stack.Add(Reduce(fn, args)); break; }  // REDUCE
-                case (byte)'b': { var state = Pop(); Build(Peek(), state); break; }                        // BUILD
+                case (byte)'b': { var state = Pop(); Build(Peek(), state); break; }                 // BUILD
                 default:
-                    throw Fail($"pickle opcode 0x{op:x2} ('{(char)op}') is not allowed in a state_dict file");
+                    throw Fail($"opcode 0x{op:x2} ('{(char)op}') is not allowed in a state_dict file");
             }
         }
     }
 
+    /// <summary>A length operand of <paramref name="width"/> bytes, checked against the bytes that remain.</summary>
+    int Length(int width, bool signed = false)
+    {
+        var span = Take(width);
+        long n = width switch
+        {
+            1 => span[0],
+            4 when signed => BinaryPrimitives.ReadInt32LittleEndian(span),
+            4 => BinaryPrimitives.ReadUInt32LittleEndian(span),
+            _ => (long)Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(span), long.MaxValue),
+        };
+        ulong raw = width == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(span) : (ulong)n;
+        int remain = data.Length - pos;
+        if (n < 0) throw FailOp($"declares a negative length, {n}");
+        if (raw > (ulong)remain) throw FailOp($"declares {raw} bytes, {remain} remain");
+        return (int)n;
+    }
+
     ReadOnlySpan<byte> Take(int n)
     {
-        if (n < 0 || pos + n > data.Length) throw Fail("pickle is truncated");
+        if (n > data.Length - pos) throw FailOp($"needs {n} bytes, {data.Length - pos} remain");
         var span = data.AsSpan(pos, n);
         pos += n;
         return span;
@@ -136,10 +192,26 @@ internal sealed class RestrictedUnpickler
     string Line()
     {
         int end = Array.IndexOf(data, (byte)'\n', pos);
-        if (end < 0) throw Fail("pickle is truncated");
+        if (end < 0) throw Fail("global name runs to the end of the pickle without a newline");
         var s = Encoding.ASCII.GetString(data, pos, end - pos);
         pos = end + 1;
         return s;
+    }
+
+    /// <summary>Records the nesting depth of a new container from its items.</summary>
+    T Nest<T>(T container) where T : IEnumerable<object?>
+    {
+        foreach (var item in container) Deepen(container, item);
+        if (!depths.ContainsKey(container)) depths[container] = 1;
+        return container;
+    }
+
+    /// <summary>Raises <paramref name="container"/>'s recorded depth for a new <paramref name="item"/>.</summary>
+    void Deepen(object container, object? item)
+    {
+        int d = 1 + (item is not null && depths.TryGetValue(item, out var di) ? di : 0);
+        if (d > MaxDepth) throw Fail($"objects nest more than {MaxDepth} deep");
+        if (!depths.TryGetValue(container, out var dc) || d > dc) depths[container] = d;
     }
 
     object Long(int n)
@@ -177,7 +249,12 @@ internal sealed class RestrictedUnpickler
     {
         if (items.Count % 2 != 0) throw Fail("SETITEMS with an odd number of items");
         var dict = AsDict(Peek());
-        for (int i = 0; i < items.Count; i += 2) dict.Items.Add(new(items[i], items[i + 1]));
+        for (int i = 0; i < items.Count; i += 2)
+        {
+            dict.Items.Add(new(items[i], items[i + 1]));
+            Deepen(dict, items[i]);
+            Deepen(dict, items[i + 1]);
+        }
     }
 
     PickleGlobal Global(string module, string name)
@@ -185,7 +262,7 @@ internal sealed class RestrictedUnpickler
         var g = new PickleGlobal(module, name);
         bool ok = Allowed.Contains(g.ToString()) || (module == "torch" && StorageTypes.Contains(name));
         if (!ok)
-            throw Fail($"pickle refers to global '{g}', which a state_dict reader does not allow " +
+            throw Fail($"refers to global '{g}', which a state_dict reader does not allow " +
                        "(only tensors, storages and OrderedDict are read; nothing in the file is executed)");
         return g;
     }
@@ -196,7 +273,7 @@ internal sealed class RestrictedUnpickler
         if (pid is not object?[] { Length: >= 3 } t || t[0] is not "storage" || t[1] is not PickleGlobal type || t[2] is not string key)
             throw Fail("unsupported persistent id (expected ('storage', type, key, location, numel))");
         if (type.Module != "torch" || !StorageTypes.Contains(type.Name)) throw Fail($"unsupported storage type '{type}'");
-        return new StorageRef(key, type);
+        return new StorageRef(key, type, t.Length >= 5 && t[4] is long numel ? numel : null);
     }
 
     object? Reduce(object? fn, object? args)

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json;
+using System.Text.Unicode;
 using static TorchSharp.torch;
 
 namespace Seg.Models.Weights;
@@ -7,63 +8,135 @@ namespace Seg.Models.Weights;
 /// <summary>
 /// Reads the safetensors format (Hugging Face): an 8-byte little-endian header size, a JSON header mapping each
 /// name to <c>{dtype, shape, data_offsets}</c> (offsets relative to the end of the header), then raw little-endian
-/// row-major data. Every entry is checked against the buffer before it is read.
+/// row-major data. As the format's reference implementation does, the whole header is validated before any tensor
+/// is made: a JSON object of entries with known dtypes, shapes whose byte size matches their offsets, and offsets
+/// that tile the data exactly (no overlap, no hole, nothing past the end). Names may appear once.
 /// </summary>
 internal static class SafetensorsReader
 {
+    /// <summary>The reference implementation's header limit (100 MB).</summary>
+    const long MaxHeaderBytes = 100_000_000;
+
+    sealed record Entry(string Name, ScalarType Dtype, string Code, long[] Shape, ulong Begin, ulong End);
+
     public static Dictionary<string, Tensor> Read(string path)
     {
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 8) throw new InvalidDataException($"{path}: too short for a safetensors file.");
-        ulong headerSize = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        if (headerSize > (ulong)(bytes.Length - 8)) throw new InvalidDataException($"{path}: safetensors header size {headerSize} exceeds the file.");
-        int dataStart = 8 + (int)headerSize;
+        using var file = File.OpenRead(path);
+        long length = file.Length;
+        if (length < 8) throw Bad(path, $"file is {length} bytes, too short for the 8-byte header length");
+        Span<byte> head = stackalloc byte[8];
+        file.ReadExactly(head);
+        ulong headerSize = BinaryPrimitives.ReadUInt64LittleEndian(head);
+        if (headerSize > (ulong)(length - 8))
+            throw Bad(path, $"header length {headerSize} exceeds the file ({length} bytes)");
+        if (headerSize > MaxHeaderBytes) throw Bad(path, $"header length {headerSize} exceeds the format's limit of {MaxHeaderBytes} bytes");
+        var header = DTypes.ReadBytes(file, (int)headerSize, $"{path}: safetensors header");
+        ulong dataLength = (ulong)(length - 8) - headerSize;
 
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(bytes.AsMemory(8, (int)headerSize)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: safetensors header is not valid JSON ({e.Message}).", e); }
-
-        var result = new Dictionary<string, Tensor>();
-        using (doc)
+        var entries = ParseHeader(path, header, dataLength);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
         {
-            try
+            foreach (var e in entries)
             {
-                foreach (var entry in doc.RootElement.EnumerateObject())
-                {
-                    if (entry.Name == "__metadata__") continue;
-                    result[entry.Name] = ReadEntry(path, entry, bytes, dataStart);
-                }
+                file.Position = 8 + (long)headerSize + (long)e.Begin;
+                result[e.Name] = DTypes.ReadTensor(file, (long)(e.End - e.Begin), e.Dtype, e.Shape, $"{path}: tensor '{e.Name}'");
             }
-            catch
-            {
-                foreach (var t in result.Values) t.Dispose();
-                throw;
-            }
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
         }
         return result;
     }
 
-    static Tensor ReadEntry(string path, JsonProperty entry, byte[] bytes, int dataStart)
+    static List<Entry> ParseHeader(string path, byte[] header, ulong dataLength)
     {
-        string key = entry.Name;
-        try
+        if (!Utf8.IsValid(header)) throw Bad(path, "header is not valid UTF-8");
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(header); }
+        catch (JsonException e) { throw Bad(path, $"header is not valid JSON ({e.Message})", e); }
+        using (doc)
         {
-            var e = entry.Value;
-            string code = e.GetProperty("dtype").GetString() ?? "";
-            var dtype = DTypes.FromSafetensorsCode(code)
-                ?? throw new InvalidDataException($"{path}: tensor '{key}' has unsupported dtype '{code}'.");
-            long[] shape = e.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray();
-            long[] offsets = e.GetProperty("data_offsets").EnumerateArray().Select(d => d.GetInt64()).ToArray();
-            if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || dataStart + offsets[1] > bytes.Length)
-                throw new InvalidDataException($"{path}: tensor '{key}' has data_offsets outside the file.");
-            long expected = shape.Aggregate(1L, (a, b) => checked(a * b)) * DTypes.ElementSize(dtype);
-            if (shape.Any(d => d < 0) || expected != offsets[1] - offsets[0])
-                throw new InvalidDataException($"{path}: tensor '{key}' has shape [{string.Join(", ", shape)}] ({code}) but {offsets[1] - offsets[0]} bytes.");
-            return DTypes.FromBytes(bytes.AsSpan(dataStart + (int)offsets[0], (int)(offsets[1] - offsets[0])), dtype, shape);
-        }
-        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            throw new InvalidDataException($"{path}: tensor '{key}' has a malformed header entry ({ex.Message}).", ex);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw Bad(path, $"header's root is {Kind(root)}, not a JSON object of tensors");
+            var entries = new List<Entry>();
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var p in root.EnumerateObject())
+            {
+                if (!names.Add(p.Name)) throw Bad(path, $"tensor '{p.Name}' is listed twice in the header");
+                if (p.Name == "__metadata__")
+                {
+                    if (p.Value.ValueKind != JsonValueKind.Object) throw Bad(path, $"__metadata__ is {Kind(p.Value)}, not an object");
+                    continue;
+                }
+                entries.Add(ParseEntry(path, p, dataLength));
+            }
+            CheckTiling(path, entries, dataLength);
+            return entries;
         }
     }
+
+    static Entry ParseEntry(string path, JsonProperty p, ulong dataLength)
+    {
+        string what = $"{path}: tensor '{p.Name}'";
+        var e = p.Value;
+        if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{what} is {Kind(e)} in the header, not an object.");
+        if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
+            throw new InvalidDataException($"{what} has no string 'dtype'.");
+        string code = dt.GetString()!;
+        var dtype = DTypes.FromSafetensorsCode(code) ?? throw new InvalidDataException($"{what} has unsupported dtype '{code}'.");
+        if (!e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
+            throw new InvalidDataException($"{what} has no 'shape' array.");
+        if (sh.GetArrayLength() > DTypes.MaxDims)
+            throw new InvalidDataException($"{what} declares {sh.GetArrayLength()} dimensions (at most {DTypes.MaxDims} are read).");
+        var shape = new long[sh.GetArrayLength()];
+        int i = 0;
+        foreach (var d in sh.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out shape[i]))
+                throw new InvalidDataException($"{what} has shape entry {d.GetRawText()}, not an integer that fits 64 bits.");
+            i++;
+        }
+        long bytes = DTypes.ByteSize(what, shape, dtype);
+        if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
+            throw new InvalidDataException($"{what} has no 'data_offsets' pair.");
+        var o = off.EnumerateArray().ToArray();
+        if (o.Any(x => x.ValueKind != JsonValueKind.Number) || !o[0].TryGetUInt64(out ulong begin) || !o[1].TryGetUInt64(out ulong end))
+            throw new InvalidDataException($"{what} has data_offsets {off.GetRawText()}, not two non-negative 64-bit integers.");
+        if (begin > end || end > dataLength)
+            throw new InvalidDataException($"{what} has data_offsets [{begin}, {end}] outside the {dataLength} data bytes.");
+        if (end - begin != (ulong)bytes)
+            throw new InvalidDataException($"{what} has shape {DTypes.Shape(shape)} ({code}, {bytes} bytes) but data_offsets [{begin}, {end}] hold {end - begin} bytes.");
+        return new Entry(p.Name, dtype, code, shape, begin, end);
+    }
+
+    /// <summary>The tensors, in offset order, must cover the data exactly once.</summary>
+    static void CheckTiling(string path, List<Entry> entries, ulong dataLength)
+    {
+        ulong at = 0;
+        Entry? previous = null;
+        foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+        {
+            if (e.Begin < at)
+                throw Bad(path, $"tensors '{previous!.Name}' and '{e.Name}' overlap (data bytes [{e.Begin}, {Math.Min(at, e.End)}))");
+            if (e.Begin > at) throw Bad(path, $"data bytes [{at}, {e.Begin}) belong to no tensor");
+            at = e.End;
+            previous = e;
+        }
+        if (at != dataLength) throw Bad(path, $"{dataLength - at} data bytes after the last tensor belong to no tensor");
+    }
+
+    static string Kind(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => e.ValueKind.ToString(),
+    };
+
+    static InvalidDataException Bad(string path, string what, Exception? inner = null) => new($"{path}: {what}.", inner);
 }
