@@ -13,6 +13,9 @@ public static class FuzzFormats
         new SafetensorsFormat(),
         new PthFormat(),
         new PthPickleFormat(),
+        new CheckpointFuzzFormat(),
+        new RehashedCheckpointFuzzFormat(),
+        new ConfigFuzzFormat(),
     ];
 
     /// <summary>The format called <paramref name="name"/>.</summary>

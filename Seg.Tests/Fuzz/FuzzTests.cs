@@ -28,12 +28,14 @@ public sealed class FuzzTests(ITestOutputHelper output)
             ?? Path.Combine(AppContext.BaseDirectory, "fuzz-report.txt"));
     }
 
-    void RunAndAssert(MutationPlan plan, int masterSeed, string? reportPath)
+    /// <summary>Runs <paramref name="plan"/> over the formats (all, or those named in <paramref name="formatNames"/>,
+    /// further narrowed by <c>SEG_FUZZ_FORMATS</c>) and asserts the contract.</summary>
+    internal void RunAndAssert(MutationPlan plan, int masterSeed, string? reportPath, IReadOnlyCollection<string>? formatNames = null)
     {
         var only = Environment.GetEnvironmentVariable("SEG_FUZZ_FORMATS")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var caseFilter = Environment.GetEnvironmentVariable("SEG_FUZZ_CASE");
         var keep = Environment.GetEnvironmentVariable("SEG_FUZZ_KEEP");
-        var formats = FuzzFormats.All.Where(f => only is null || only.Contains(f.Name)).ToList();
+        var formats = FuzzFormats.All.Where(f => (only is null || only.Contains(f.Name)) && (formatNames is null || formatNames.Contains(f.Name))).ToList();
         var results = new List<(IFuzzFormat Format, FuzzCase Case, FuzzResult Result)>();
         using (var runner = new FuzzRunner(FuzzLimits.Default))
         {

@@ -69,4 +69,48 @@ internal static class CheckpointBytes
         var h = Encoding.UTF8.GetBytes(header);
         return Seal([.. Magic, .. U32((uint)h.Length), .. h, .. U32(count), .. records.SelectMany(r => r), 0, 0]);
     }
+
+    /// <summary>Every length, count, dtype, rank and size field of a checkpoint, walked by the documented layout.</summary>
+    public static List<(int Offset, int Width, string What)> Fields(byte[] file)
+    {
+        var fields = new List<(int, int, string)>();
+        var p = 8;
+        fields.Add((p, 4, "header_length"));
+        p += 4 + (int)BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(p));
+        p = Table(p, "model");
+        fields.Add((p, 1, "optimizer_flag"));
+        if (file[p++] == 1)
+        {
+            fields.Add((p, 4, "optimizer_json_length"));
+            p += 4 + (int)BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(p));
+            p = Table(p, "optimizer");
+        }
+        fields.Add((p, 1, "loss_flag"));
+        if (file[p++] == 1) Table(p, "loss");
+        return fields;
+
+        int Table(int at, string section)
+        {
+            fields.Add((at, 4, section + "_count"));
+            var count = BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(at));
+            at += 4;
+            for (var i = 0; i < count; i++)
+            {
+                fields.Add((at, 2, $"{section}{i}_name_length"));
+                at += 2 + BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(at));
+                fields.Add((at, 1, $"{section}{i}_dtype"));
+                var elementSize = file[at++] switch { 0 or 1 or 11 => 1, 2 or 5 or 15 => 2, 3 or 6 => 4, _ => 8 };
+                fields.Add((at, 1, $"{section}{i}_ndim"));
+                var ndim = file[at++];
+                long elements = 1;
+                for (var d = 0; d < ndim; d++, at += 8)
+                {
+                    fields.Add((at, 8, $"{section}{i}_size{d}"));
+                    elements *= BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(at));
+                }
+                at += (int)(elements * elementSize);
+            }
+            return at;
+        }
+    }
 }

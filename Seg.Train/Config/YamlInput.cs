@@ -43,11 +43,14 @@ internal static class YamlInput
     {
         var scanner = new Scanner(new StringReader(text));
         var depth = 0;
-        while (scanner.MoveNext())
+        while (Next(scanner))
         {
             var token = scanner.Current!;
             switch (token)
             {
+                // The scanner reports malformed text as Error tokens, and goes on producing them.
+                case Error error:
+                    throw Error(token, error.Value);
                 case Anchor or AnchorAlias:
                     throw Error(token, "anchors and aliases (&name, *name) are not supported in config files; write the value out");
                 case FlowSequenceStart or FlowMappingStart or BlockSequenceStart or BlockMappingStart:
@@ -61,6 +64,17 @@ internal static class YamlInput
         }
 
         ConfigException Error(Token token, string problem) => new(source, keyPath, $"line {token.Start.Line}: {problem}");
+
+        // YamlDotNet's scanner throws InvalidOperationException on some malformed text (e.g. a stray byte in a
+        // plain scalar of a flow mapping) instead of a YamlException.
+        bool Next(Scanner s)
+        {
+            try { return s.MoveNext(); }
+            catch (InvalidOperationException e)
+            {
+                throw new ConfigException(source, keyPath, $"line {s.CurrentPosition.Line}: malformed YAML ({e.Message})");
+            }
+        }
     }
 
     // Depth is bounded by the token check, so this recursion is shallow.
