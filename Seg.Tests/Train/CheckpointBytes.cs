@@ -113,4 +113,26 @@ internal static class CheckpointBytes
             return at;
         }
     }
+
+    /// <summary>Whether every float32 weight in the model section is finite (walked by the documented layout).</summary>
+    public static bool ModelIsFinite(byte[] file)
+    {
+        var p = 12 + (int)BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(8));
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(p));
+        p += 4;
+        for (var i = 0; i < count; i++)
+        {
+            p += 2 + BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(p));
+            var dtype = file[p++];
+            var ndim = file[p++];
+            long elements = 1;
+            for (var d = 0; d < ndim; d++, p += 8) elements *= BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(p));
+            var elementSize = dtype switch { 0 or 1 or 11 => 1, 2 or 5 or 15 => 2, 3 or 6 => 4, _ => 8 };
+            if (dtype == 6)
+                foreach (var v in System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(file.AsSpan(p, (int)(elements * 4))))
+                    if (!float.IsFinite(v)) return false;
+            p += (int)(elements * elementSize);
+        }
+        return true;
+    }
 }
