@@ -125,7 +125,7 @@ public class CheckpointFuzzFormat : IFuzzFormat
     public IReadOnlyList<FuzzSeed> Seeds() => CheckpointFixtures.Names.Select(n =>
     {
         var bytes = FuzzFormats.Fixture("checkpoints", n);
-        return new FuzzSeed(n, bytes, CheckpointBytes.Fields(bytes).Select(f => new LengthField(f.Offset, f.Width, false, f.What)).ToList());
+        return new FuzzSeed(n, bytes, CheckpointBytes.Layout(bytes).Fields.Select(f => new LengthField(f.Offset, f.Width, false, f.What)).ToList());
     }).ToList();
 
     public string Read(string path) => CheckpointFixtures.Resume(path);

@@ -70,10 +70,17 @@ internal static class CheckpointBytes
         return Seal([.. Magic, .. U32((uint)h.Length), .. h, .. U32(count), .. records.SelectMany(r => r), 0, 0]);
     }
 
-    /// <summary>Every length, count, dtype, rank and size field of a checkpoint, walked by the documented layout.</summary>
-    public static List<(int Offset, int Width, string What)> Fields(byte[] file)
+    /// <summary>Where a tensor's record and data lie in a checkpoint.</summary>
+    public sealed record TensorAt(string Section, byte DType, long[] Shape, int DataAt, long Bytes);
+
+    /// <summary>
+    /// Walks a checkpoint by the documented layout: every length, count, dtype, rank and size field (offset, width,
+    /// what), and every tensor.
+    /// </summary>
+    public static (List<(int Offset, int Width, string What)> Fields, List<TensorAt> Tensors) Layout(byte[] file)
     {
         var fields = new List<(int, int, string)>();
+        var tensors = new List<TensorAt>();
         var p = 8;
         fields.Add((p, 4, "header_length"));
         p += 4 + (int)BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(p));
@@ -87,7 +94,7 @@ internal static class CheckpointBytes
         }
         fields.Add((p, 1, "loss_flag"));
         if (file[p++] == 1) Table(p, "loss");
-        return fields;
+        return (fields, tensors);
 
         int Table(int at, string section)
         {
@@ -99,40 +106,32 @@ internal static class CheckpointBytes
                 fields.Add((at, 2, $"{section}{i}_name_length"));
                 at += 2 + BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(at));
                 fields.Add((at, 1, $"{section}{i}_dtype"));
-                var elementSize = file[at++] switch { 0 or 1 or 11 => 1, 2 or 5 or 15 => 2, 3 or 6 => 4, _ => 8 };
+                var dtype = file[at++];
                 fields.Add((at, 1, $"{section}{i}_ndim"));
-                var ndim = file[at++];
-                long elements = 1;
-                for (var d = 0; d < ndim; d++, at += 8)
+                var shape = new long[file[at++]];
+                for (var d = 0; d < shape.Length; d++, at += 8)
                 {
                     fields.Add((at, 8, $"{section}{i}_size{d}"));
-                    elements *= BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(at));
+                    shape[d] = BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(at));
                 }
-                at += (int)(elements * elementSize);
+                var elementSize = dtype switch { 0 or 1 or 11 => 1, 2 or 5 or 15 => 2, 3 or 6 => 4, _ => 8 };
+                var bytes = shape.Aggregate(1L, (a, b) => a * b) * elementSize;
+                tensors.Add(new TensorAt(section, dtype, shape, at, bytes));
+                at += (int)bytes;
             }
             return at;
         }
     }
 
-    /// <summary>Whether every float32 weight in the model section is finite (walked by the documented layout).</summary>
-    public static bool ModelIsFinite(byte[] file)
+    /// <summary>Whether every float32 weight in the model section is finite.</summary>
+    public static bool ModelIsFinite(byte[] file) =>
+        Layout(file).Tensors.Where(t => t is { Section: "model", DType: 6 })
+            .All(t => AllFinite(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(file.AsSpan(t.DataAt, (int)t.Bytes))));
+
+    static bool AllFinite(ReadOnlySpan<float> values)
     {
-        var p = 12 + (int)BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(8));
-        var count = BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(p));
-        p += 4;
-        for (var i = 0; i < count; i++)
-        {
-            p += 2 + BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(p));
-            var dtype = file[p++];
-            var ndim = file[p++];
-            long elements = 1;
-            for (var d = 0; d < ndim; d++, p += 8) elements *= BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(p));
-            var elementSize = dtype switch { 0 or 1 or 11 => 1, 2 or 5 or 15 => 2, 3 or 6 => 4, _ => 8 };
-            if (dtype == 6)
-                foreach (var v in System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(file.AsSpan(p, (int)(elements * 4))))
-                    if (!float.IsFinite(v)) return false;
-            p += (int)(elements * elementSize);
-        }
+        foreach (var v in values)
+            if (!float.IsFinite(v)) return false;
         return true;
     }
 }
