@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.IO.Compression;
+using Seg.Core;
 
 namespace Seg.Data.Datasets;
 
@@ -53,43 +54,59 @@ public sealed class FashionMnistIdx
         if (!Directory.Exists(root)) throw new BadSampleException(root, "Fashion-MNIST root does not exist (apt-get install dataset-fashion-mnist, or set 'root')");
         var imagesPath = Locate(root, $"{prefix}-images-idx3-ubyte");
         var labelsPath = Locate(root, $"{prefix}-labels-idx1-ubyte");
-        var images = ReadAll(imagesPath);
-        var labels = ReadAll(labelsPath);
-        int n = Header(images, imagesPath, 0x803, 16);
-        int rows = BinaryPrimitives.ReadInt32BigEndian(images.AsSpan(8)), cols = BinaryPrimitives.ReadInt32BigEndian(images.AsSpan(12));
-        if (rows != Side || cols != Side) throw new BadSampleException(imagesPath, $"images are {rows}x{cols}, expected {Side}x{Side}");
-        if (images.Length < 16 + (long)n * Side * Side) throw new BadSampleException(imagesPath, $"file holds {images.Length} bytes, too few for {n} images");
-        int m = Header(labels, labelsPath, 0x801, 8);
-        if (m != n) throw new BadSampleException(labelsPath, $"{m} labels for {n} images in {imagesPath}");
-        if (labels.Length < 8 + m) throw new BadSampleException(labelsPath, $"file holds {labels.Length} bytes, too few for {m} labels");
-        var lab = labels.AsSpan(8, m).ToArray();
-        int bad = Array.FindIndex(lab, l => l > 9);
-        if (bad >= 0) throw new BadSampleException(labelsPath, $"label {lab[bad]} of item {bad} is outside [0, 10)");
-        return new FashionMnistIdx(images.AsSpan(16, n * Side * Side).ToArray(), lab);
+        var pixels = ReadIdx(imagesPath, 0x803, [Side, Side]);
+        var labels = ReadIdx(labelsPath, 0x801, []);
+        int n = pixels.Length / (Side * Side);
+        if (labels.Length != n) throw new BadSampleException(labelsPath, $"{labels.Length} labels for {n} images in {imagesPath}");
+        int bad = Array.FindIndex(labels, l => l > 9);
+        if (bad >= 0) throw new BadSampleException(labelsPath, $"label {labels[bad]} of item {bad} is outside [0, 10)");
+        return new FashionMnistIdx(pixels, labels);
     }
 
     static string Locate(string root, string name) =>
         new[] { name + ".gz", name }.Select(f => Path.Combine(root, f)).FirstOrDefault(File.Exists)
         ?? throw new BadSampleException(Path.Combine(root, name + ".gz"), "Fashion-MNIST file is missing (neither .gz nor plain)");
 
-    static byte[] ReadAll(string path)
+    /// <summary>
+    /// The items of an IDX file of unsigned bytes (plain or gzipped): magic and item count checked, the declared
+    /// size checked against the file (for gzip: against deflate's largest ratio and
+    /// <see cref="ReaderLimits.MaxDecompressedBytes"/>) before it is allocated, then exactly that many bytes read,
+    /// with nothing after them (which for gzip also checks the CRC-32 in its trailer).
+    /// </summary>
+    static byte[] ReadIdx(string path, int magic, int[] itemShape)
     {
         try
         {
             using var file = File.OpenRead(path);
-            using var output = new MemoryStream();
-            if (path.EndsWith(".gz", StringComparison.Ordinal)) { using var gz = new GZipStream(file, CompressionMode.Decompress); gz.CopyTo(output); }
-            else file.CopyTo(output);
-            return output.ToArray();
+            bool gz = path.EndsWith(".gz", StringComparison.Ordinal);
+            using Stream data = gz ? new GZipStream(file, CompressionMode.Decompress) : file;
+            int headerBytes = 8 + 4 * itemShape.Length;
+            var header = new byte[headerBytes];
+            int got = data.ReadAtLeast(header, headerBytes, throwOnEndOfStream: false);
+            if (got < headerBytes) throw new BadSampleException(path, $"file holds {got} bytes, shorter than the {headerBytes}-byte IDX header");
+            int m = BinaryPrimitives.ReadInt32BigEndian(header);
+            if (m != magic) throw new BadSampleException(path, $"IDX magic number 0x{m:X} is not 0x{magic:X}");
+            int count = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(4));
+            if (count <= 0) throw new BadSampleException(path, $"IDX header declares {count} items");
+            for (int d = 0; d < itemShape.Length; d++)
+            {
+                int size = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(8 + 4 * d));
+                if (size != itemShape[d])
+                    throw new BadSampleException(path, $"items are {string.Join("x", itemShape.Select((_, i) => BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(8 + 4 * i))))}, expected {string.Join("x", itemShape)}");
+            }
+            long bytes = (long)count * itemShape.Aggregate(1, (a, b) => a * b);
+            long available = gz ? Math.Min(ReaderLimits.InflateBound(file.Length), ReaderLimits.MaxDecompressedBytes) : file.Length - headerBytes;
+            if (bytes > available || bytes > Array.MaxLength)
+                throw new BadSampleException(path, gz
+                    ? $"IDX header declares {count} items ({ReaderLimits.DescribeBytes(bytes)}), more than {file.Length} gzipped bytes may hold within the decompression limit of {ReaderLimits.DescribeBytes(ReaderLimits.MaxDecompressedBytes)}"
+                    : $"IDX header declares {count} items ({bytes} bytes), but the file holds {file.Length - headerBytes} bytes after the header");
+            var items = GC.AllocateUninitializedArray<byte>((int)bytes);
+            got = data.ReadAtLeast(items, items.Length, throwOnEndOfStream: false);
+            if (got < items.Length) throw new BadSampleException(path, $"file ends after {got} of the {bytes} bytes its {count} items need (truncated)");
+            if (data.ReadByte() >= 0) throw new BadSampleException(path, $"file holds more than the {count} items its header declares");
+            return items;
         }
         catch (InvalidDataException e) { throw new BadSampleException(path, $"corrupt gzip data: {e.Message}", e); }
-    }
-
-    static int Header(byte[] data, string path, int magic, int headerBytes)
-    {
-        if (data.Length < headerBytes) throw new BadSampleException(path, $"file is {data.Length} bytes, shorter than the IDX header");
-        int got = BinaryPrimitives.ReadInt32BigEndian(data);
-        if (got != magic) throw new BadSampleException(path, $"IDX magic number 0x{got:X} is not 0x{magic:X}");
-        return BinaryPrimitives.ReadInt32BigEndian(data.AsSpan(4));
+        catch (IOException e) when (e is not FileNotFoundException) { throw new BadSampleException(path, $"cannot read file: {e.Message}", e); }
     }
 }

@@ -43,7 +43,8 @@ public sealed class FolderDataset : FileDatasetBase
         string description = $"{imagesDir} (split '{options.Split}')";
         if (samples.Count == 0) throw new BadSampleException(description, "the split has no samples (empty split)");
 
-        int numClasses = options.NumClasses ?? InferNumClasses(samples, options.IgnoreIndex);
+        int numClasses = options.NumClasses ?? InferNumClasses(samples, options.IgnoreIndex, options.OnBadSample, rejected);
+        if (samples.Count == 0) throw new BadSampleException(description, "the split has no readable samples (on_bad_sample: skip)");
         var names = options.ClassNames ?? Enumerable.Range(0, numClasses).Select(i => $"class{i}").ToArray();
         if (names.Count != numClasses)
             throw new ArgumentException($"dataset 'folder': class_names has {names.Count} names but num_classes is {numClasses}");
@@ -53,13 +54,22 @@ public sealed class FolderDataset : FileDatasetBase
         return dataset;
     }
 
-    // Reads every mask once: the largest label that is not the ignore index, plus one.
-    static int InferNumClasses(List<FileSample> samples, long ignoreIndex)
+    // Reads every mask once: the largest label that is not the ignore index, plus one. In skip mode a mask that
+    // cannot be read drops its sample (counted with the others rejected while listing).
+    static int InferNumClasses(List<FileSample> samples, long ignoreIndex, BadSampleMode mode, List<BadSampleException> rejected)
     {
         long max = 0;
-        foreach (var s in samples)
+        foreach (var s in samples.ToList())
         {
-            using var mask = SampleFiles.ReadMask(s.MaskPath, ignoreIndex);
+            Mat read;
+            try { read = SampleFiles.ReadMask(s.MaskPath, ignoreIndex); }
+            catch (BadSampleException e) when (mode == BadSampleMode.Skip)
+            {
+                rejected.Add(e);
+                samples.Remove(s);
+                continue;
+            }
+            using var mask = read;
             using var valid = new Mat();
             using var wide = new Mat();
             mask.ConvertTo(wide, MatType.CV_32SC1);
@@ -74,8 +84,15 @@ public sealed class FolderDataset : FileDatasetBase
     static IReadOnlyList<(byte R, byte G, byte B)> FilePalette(string maskPath, int numClasses)
     {
         IReadOnlyList<(byte R, byte G, byte B)> palette = VocClasses.Palette;
-        if (PalettePng.TryRead(maskPath, out var indices, out var own) && own!.Length >= numClasses) palette = own;
-        indices?.Dispose();
+        try
+        {
+            if (PalettePng.TryRead(maskPath, out var indices, out var own) && own!.Length >= numClasses) palette = own;
+            indices?.Dispose();
+        }
+        catch (BadSampleException)
+        {
+            // A corrupt first mask keeps VOC's colours; reading the sample reports (or skips) it.
+        }
         return palette.Count >= numClasses ? palette
             : palette.Concat(Enumerable.Range(palette.Count, numClasses - palette.Count).Select(i => VocClasses.Palette[i % 256])).ToArray();
     }

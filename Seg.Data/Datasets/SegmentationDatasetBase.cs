@@ -56,6 +56,12 @@ public abstract class SegmentationDatasetBase : ISegmentationDataset
             {
                 BadSamples.Add(e);
             }
+            catch (Exception e) when (OnBadSample == BadSampleMode.Skip && e is not OperationCanceledException)
+            {
+                // Skip means skip: whatever reading the sample threw (the readers throw BadSampleException, but a
+                // decoder or a subclass's mapping may fail otherwise) leaves it out and is counted.
+                BadSamples.Add(new BadSampleException($"{Describe()} sample {i}", $"cannot be read ({e.GetType().Name}: {e.Message})", e));
+            }
         }
         throw new BadSampleException(Describe(), $"every one of the {Count} samples is bad (on_bad_sample: skip)");
     }

@@ -93,6 +93,11 @@ internal static class DTypes
         var bytes = numel * ElementSize(dtype);
         if (bytes > long.MaxValue)
             throw new InvalidDataException($"{what} declares {Count(numel)} elements of shape {Shape(shape)}, {Count(bytes)} bytes: more than any file holds.");
+        // libtorch computes contiguous strides as products of the later dims (zeros counted as 1): those must fit
+        // too, or an empty tensor of shape [0, 2^62, 4] fails inside libtorch ("Stride calculation overflowed").
+        var strides = shape.Aggregate(BigInteger.One, (a, d) => a * Math.Max(d, 1));
+        if (strides > long.MaxValue)
+            throw new InvalidDataException($"{what} has shape {Shape(shape)}, whose strides overflow 64 bits.");
         return (long)bytes;
     }
 

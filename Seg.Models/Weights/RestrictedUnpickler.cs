@@ -217,7 +217,7 @@ internal sealed class RestrictedUnpickler
     object Long(int n)
     {
         var v = new BigInteger(Take(n), isUnsigned: false, isBigEndian: false);
-        return v >= long.MinValue && v <= long.MaxValue ? (long)v : v;
+        return v >= long.MinValue && v <= long.MaxValue ? (object)(long)v : v; // (object): else the ?: types as BigInteger
     }
 
     object? Pop()

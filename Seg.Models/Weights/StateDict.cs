@@ -40,6 +40,20 @@ public static class StateDict
     }
 
     /// <summary>
+    /// Reads one state dict in TorchSharp's <c>Module.save</c> format from <paramref name="stream"/>'s position (for
+    /// formats that embed one, such as a checkpoint), checking dtype codes, shapes, names and sizes against the bytes
+    /// left before any tensor is made; the stream is left after the section. The caller owns the tensors.
+    /// </summary>
+    /// <param name="source">The file, named in error messages.</param>
+    /// <exception cref="InvalidDataException">The section is malformed; the message names <paramref name="source"/>.</exception>
+    public static IReadOnlyDictionary<string, Tensor> ReadTorchSharp(Stream stream, string source)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(source);
+        return TorchSharpDatReader.ReadSection(stream, source, stream.Length);
+    }
+
+    /// <summary>
     /// Copies the file's tensors into <paramref name="module"/>'s parameters and buffers by name (on the module's
     /// devices, converting between floating-point dtypes).
     /// </summary>

@@ -53,7 +53,7 @@ public static class FuzzChild
         catch (Exception e) { error = e; }
         watch.Stop();
         double peak = before < 0 ? 0 : Math.Max(0, PeakResidentKb() - before) / 1024.0;
-        var outcome = FuzzResult.Classify(error, path);
+        var outcome = FuzzResult.Classify(error, path, format.RefusalTypes);
         return new FuzzResult(id, outcome, error?.GetType().Name ?? "", OneLine(error?.Message ?? ""),
             watch.Elapsed.TotalMilliseconds, peak, digest);
     }

@@ -5,11 +5,12 @@ public enum FuzzOutcome
 {
     /// <summary>The file was read (its content may differ from the seed's: see <see cref="FuzzResult.Digest"/>).</summary>
     Read,
-    /// <summary><see cref="InvalidDataException"/> (or a subclass) whose message names the file.</summary>
+    /// <summary><see cref="InvalidDataException"/>, or Seg's <see cref="Seg.Data.BadSampleException"/> for dataset
+    /// files (.NET seals InvalidDataException), whose message names the file.</summary>
     Refused,
     /// <summary>FileNotFound/DirectoryNotFound/UnauthorizedAccess or a plain IOException naming the file.</summary>
     IoError,
-    /// <summary>An InvalidDataException whose message does not contain the file's path.</summary>
+    /// <summary>One of those whose message does not contain the file's path.</summary>
     Unnamed,
     /// <summary>Any other exception type (Overflow, ArgumentOutOfRange, EndOfStream, ExternalException, …).</summary>
     WrongType,
@@ -35,13 +36,16 @@ public sealed record FuzzResult(string Id, FuzzOutcome Outcome, string Exception
     /// <summary>Whether the case kept the contract.</summary>
     public bool KeepsContract => Outcome is FuzzOutcome.Read or FuzzOutcome.Refused or FuzzOutcome.IoError;
 
-    /// <summary>Classifies what a read threw (null: it returned) against the contract for the file at <paramref name="path"/>.</summary>
-    public static FuzzOutcome Classify(Exception? e, string path) => e switch
+    /// <summary>Classifies what a read threw (null: it returned) against the contract for the file at
+    /// <paramref name="path"/>; <paramref name="refusalTypes"/> are the format's own typed refusals.</summary>
+    public static FuzzOutcome Classify(Exception? e, string path, IReadOnlyList<Type>? refusalTypes = null) => e switch
     {
         null => FuzzOutcome.Read,
+        _ when refusalTypes?.Any(t => t.IsInstanceOfType(e)) == true =>
+            e.Message.Contains(path, StringComparison.Ordinal) ? FuzzOutcome.Refused : FuzzOutcome.Unnamed,
         OutOfMemoryException or InsufficientMemoryException => FuzzOutcome.OutOfMemory,
-        InvalidDataException when e.Message.Contains(path, StringComparison.Ordinal) => FuzzOutcome.Refused,
-        InvalidDataException => FuzzOutcome.Unnamed,
+        InvalidDataException or Seg.Data.BadSampleException when e.Message.Contains(path, StringComparison.Ordinal) => FuzzOutcome.Refused,
+        InvalidDataException or Seg.Data.BadSampleException => FuzzOutcome.Unnamed,
         // EndOfStreamException is an IOException, but a truncated file is not what it claims: InvalidDataException.
         FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException
             when e.Message.Contains(path, StringComparison.Ordinal) => FuzzOutcome.IoError,

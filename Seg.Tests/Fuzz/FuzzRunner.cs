@@ -58,6 +58,7 @@ public sealed class FuzzRunner : IDisposable
         var dir = Path.Combine(workDir, (caseNumber++).ToString(CultureInfo.InvariantCulture));
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, format.FileName);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllBytes(path, format.Encode(c.Bytes));
         try
         {

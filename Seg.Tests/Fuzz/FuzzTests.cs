@@ -15,7 +15,7 @@ namespace Seg.Tests.Fuzz;
 /// </summary>
 public sealed class FuzzTests(ITestOutputHelper output)
 {
-    [Fact(Skip = "readers are being hardened for issue 13; enabled with them")]
+    [Fact]
     public void ShortSubsetKeepsTheContract() => RunAndAssert(MutationPlan.Short, masterSeed: 13, reportPath: null);
 
     [Fact]
@@ -28,14 +28,12 @@ public sealed class FuzzTests(ITestOutputHelper output)
             ?? Path.Combine(AppContext.BaseDirectory, "fuzz-report.txt"));
     }
 
-    /// <summary>Runs <paramref name="plan"/> over the formats (all, or those named in <paramref name="formatNames"/>,
-    /// further narrowed by <c>SEG_FUZZ_FORMATS</c>) and asserts the contract.</summary>
-    internal void RunAndAssert(MutationPlan plan, int masterSeed, string? reportPath, IReadOnlyCollection<string>? formatNames = null)
+    void RunAndAssert(MutationPlan plan, int masterSeed, string? reportPath)
     {
         var only = Environment.GetEnvironmentVariable("SEG_FUZZ_FORMATS")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var caseFilter = Environment.GetEnvironmentVariable("SEG_FUZZ_CASE");
         var keep = Environment.GetEnvironmentVariable("SEG_FUZZ_KEEP");
-        var formats = FuzzFormats.All.Where(f => (only is null || only.Contains(f.Name)) && (formatNames is null || formatNames.Contains(f.Name))).ToList();
+        var formats = FuzzFormats.All.Where(f => only is null || only.Contains(f.Name)).ToList();
         var results = new List<(IFuzzFormat Format, FuzzCase Case, FuzzResult Result)>();
         using (var runner = new FuzzRunner(FuzzLimits.Default))
         {
@@ -93,7 +91,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
         var big = results.OrderByDescending(r => r.Result.PeakMegabytes).First();
         sb.AppendLine($"largest memory rise: {big.Case.Id} {big.Result.PeakMegabytes:F0} MB ({big.Result.Outcome})");
         foreach (var g in results.Where(r => r.Result.Outcome == FuzzOutcome.Read && r.Result.Digest != "same").GroupBy(r => r.Format.Name))
-            sb.AppendLine($"read≠ in {g.Key}, e.g.: {string.Join(", ", g.Take(8).Select(r => r.Case.Id))}");
+            sb.AppendLine($"read≠ in {g.Key} (content differs from the seed's; fine where the format has no checksum over it): {string.Join(", ", g.Take(200).Select(r => r.Case.Id))}");
         foreach (var (_, c, r) in results.Where(r => !r.Result.KeepsContract))
             sb.AppendLine($"BROKEN {c.Id}: {r.Outcome} {r.Exception}: {r.Message}");
         return sb.ToString();

@@ -7,7 +7,8 @@ namespace Seg.Tests.Fuzz;
 /// </summary>
 /// <remarks>
 /// The contract every format is held to (<see cref="FuzzOutcome"/>): reading a case either succeeds, or throws
-/// <see cref="InvalidDataException"/> (or a subclass) whose message contains the case's path, or an I/O exception
+/// <see cref="InvalidDataException"/> (weights) or <see cref="Seg.Data.BadSampleException"/> (dataset files;
+/// .NET seals InvalidDataException) whose message contains the case's path, or an I/O exception
 /// naming the path; never another exception type, a crash, a hang past the time limit, or memory past the limit.
 /// </remarks>
 public interface IFuzzFormat
@@ -40,6 +41,10 @@ public interface IFuzzFormat
     /// right, or a pickle opcode's length inside a zip whose CRC is recomputed. Default: none.
     /// </summary>
     IEnumerable<FuzzCase> Structured(Random rng, int count) => [];
+
+    /// <summary>Exception types besides InvalidDataException and BadSampleException that count as a typed refusal
+    /// for this format when they name the file (a config loader's ConfigException, say). Default: none.</summary>
+    IReadOnlyList<Type> RefusalTypes => [];
 
     /// <summary>Turns mutated bytes into the file written to disk. Identity for most formats; a format that fuzzes
     /// an inner layer (the pickle inside a .pth zip) wraps the bytes here, so that the outer checks pass and the inner

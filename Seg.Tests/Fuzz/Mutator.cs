@@ -11,7 +11,7 @@ namespace Seg.Tests.Fuzz;
 public sealed record MutationPlan(int TruncationStride, int Flips, int Splices, int LengthEdits, int Structured)
 {
     /// <summary>The default test run's subset: a few dozen cases per seed.</summary>
-    public static readonly MutationPlan Short = new(TruncationStride: 251, Flips: 8, Splices: 3, LengthEdits: 16, Structured: 10);
+    public static readonly MutationPlan Short = new(TruncationStride: 509, Flips: 4, Splices: 2, LengthEdits: 8, Structured: 6);
 
     /// <summary>The opt-in long run: every truncation below 4 KB and many random mutations.</summary>
     public static MutationPlan Long(int flips) =>

@@ -150,12 +150,14 @@ public sealed class PthFormat : IFuzzFormat
         byte[] Rebuilt(Func<(string Name, byte[] Data), IEnumerable<(string, byte[])>> map, bool deflate = false) =>
             ZipLayout.Build(entries.SelectMany(map), deflate);
 
+        byte[] Bomb(string entry, long zeros, bool replace) => ZipLayout.Build(entries.Select(e =>
+            e.Name.EndsWith(entry) ? (e.Name, replace ? [] : e.Data, zeros) : (e.Name, e.Data, 0L)), deflate: true);
         // A deflated storage of 64 MiB of zeros (about 64 KB compressed): more than its tensor needs, and a bomb.
-        yield return new("bomb-storage", Rebuilt(e => e.Name.EndsWith("data/0") ? [(e.Name, new byte[64 << 20])] : [e], deflate: true));
-        // The same compressed kernel listed under many names is the classic overlapping-entry bomb; deflated
-        // extra entries nobody references must not be read at all.
-        yield return new("bomb-unreferenced", Rebuilt(e => e.Name.EndsWith("version") ? [e, ("tensors/data/huge", new byte[300 << 20])] : [e], deflate: true));
-        yield return new("bomb-pickle", Rebuilt(e => e.Name.EndsWith("data.pkl") ? [(e.Name, [.. e.Data, .. new byte[300 << 20]])] : [e], deflate: true));
+        yield return new("bomb-storage", Bomb("data/0", 64 << 20, replace: true));
+        // 300 MiB of zeros after the pickle: beyond the decompression limit, refused before inflating.
+        yield return new("bomb-pickle", Bomb("data.pkl", 300 << 20, replace: false));
+        // A deflated entry nobody refers to must not be read at all.
+        yield return new("bomb-unreferenced", ZipLayout.Build(entries.Select(e => (e.Name, e.Data, 0L)).Append(("tensors/data/huge", [], 300L << 20)), deflate: true));
         yield return new("duplicate-entry", Rebuilt(e => e.Name.EndsWith("data/0") ? [e, (e.Name, new byte[e.Data.Length])] : [e]));
         yield return new("duplicate-pickle", Rebuilt(e => e.Name.EndsWith("data.pkl") ? [e, e] : [e]));
         yield return new("storage-missing", Rebuilt(e => e.Name.EndsWith("data/0") ? [] : [e]));

@@ -54,15 +54,21 @@ public static class ZipLayout
     }
 
     /// <summary>A zip with these entries and correct CRCs (stored unless <paramref name="deflate"/>).</summary>
-    public static byte[] Build(IEnumerable<(string Name, byte[] Data)> entries, bool deflate = false)
+    public static byte[] Build(IEnumerable<(string Name, byte[] Data)> entries, bool deflate = false) =>
+        Build(entries.Select(e => (e.Name, e.Data, 0L)), deflate);
+
+    /// <summary>As above, each entry followed by <c>Zeros</c> zero bytes, streamed (bombs without a buffer of
+    /// their expanded size).</summary>
+    public static byte[] Build(IEnumerable<(string Name, byte[] Data, long Zeros)> entries, bool deflate)
     {
         var ms = new MemoryStream();
         using (var archive = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
-            foreach (var (name, data) in entries)
+            foreach (var (name, data, zeros) in entries)
             {
-                var entry = archive.CreateEntry(name, deflate ? CompressionLevel.SmallestSize : CompressionLevel.NoCompression);
+                var entry = archive.CreateEntry(name, deflate ? CompressionLevel.Fastest : CompressionLevel.NoCompression);
                 using var s = entry.Open();
                 s.Write(data);
+                FuzzFormats.WriteZeros(s, zeros);
             }
         return ms.ToArray();
     }

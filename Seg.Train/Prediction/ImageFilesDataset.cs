@@ -38,12 +38,8 @@ public sealed class ImageFilesDataset(IReadOnlyList<string> files, IReadOnlyList
     public SegmentationSample Get(int index)
     {
         var path = files[index];
-        var image = Cv2.ImRead(path, ImreadModes.Color);
-        if (image.Empty())
-        {
-            image.Dispose();
-            throw new InvalidDataException($"{path}: not a readable image");
-        }
+        // The datasets' reader: size-checked before decoding, and any decoder failure named (BadSampleException).
+        var image = Seg.Data.Imaging.SampleFiles.ReadImage(path);
         var mask = new Mat(image.Rows, image.Cols, MatType.CV_8UC1, new Scalar(255));
         return new SegmentationSample(image, mask, Path.GetFileNameWithoutExtension(path));
     }
