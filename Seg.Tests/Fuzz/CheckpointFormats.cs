@@ -75,6 +75,30 @@ public static class CheckpointFixtures
         }
     }
 
+    /// <summary>An optimizer's buffers under the names a checkpoint gives them: <c>state.{i}.{field}</c>.</summary>
+    public static Dictionary<string, Tensor> OptimizerBuffers(optim.Optimizer optimizer)
+    {
+        var result = new Dictionary<string, Tensor>();
+        var i = 0;
+        foreach (var s in ((TorchSharp.Modules.OptimizerHelper)optimizer).state_dict().State)
+        {
+            void Add(string field, Tensor? t) { if (t is not null) result[$"state.{i}.{field}"] = t; }
+            switch (s)
+            {
+                case TorchSharp.Modules.SGD.State sgd:
+                    Add("momentum_buffer", sgd.momentum_buffer);
+                    break;
+                case TorchSharp.Modules.AdamW.State adam:
+                    Add("exp_avg", adam.exp_avg);
+                    Add("exp_avg_sq", adam.exp_avg_sq);
+                    Add("max_exp_avg_sq", adam.max_exp_avg_sq);
+                    break;
+            }
+            i++;
+        }
+        return result;
+    }
+
     /// <summary>Reads a checkpoint as <c>--resume</c> does (header, then model, optimizer and loss state, then the RNG),
     /// with SGD or, when the file holds AdamW state, AdamW; returns a digest of everything restored.</summary>
     public static string Resume(string path)
@@ -92,23 +116,9 @@ public static class CheckpointFixtures
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (k, v) in model.state_dict()) tensors["model." + k] = v.detach().clone();
         foreach (var (k, v) in loss.state_dict()) tensors["loss." + k] = v.detach().clone();
-        var i = 0;
+        foreach (var (k, v) in OptimizerBuffers(opt)) tensors["optimizer." + k] = v.clone();
         foreach (var s in ((TorchSharp.Modules.OptimizerHelper)opt).state_dict().State)
-        {
-            switch (s)
-            {
-                case TorchSharp.Modules.SGD.State sgd when sgd.momentum_buffer is not null:
-                    tensors[$"opt.{i}.momentum"] = sgd.momentum_buffer.clone();
-                    break;
-                case TorchSharp.Modules.AdamW.State adam:
-                    sb.Append(adam.step);
-                    tensors[$"opt.{i}.exp_avg"] = adam.exp_avg.clone();
-                    tensors[$"opt.{i}.exp_avg_sq"] = adam.exp_avg_sq.clone();
-                    if (adam.max_exp_avg_sq is not null) tensors[$"opt.{i}.max"] = adam.max_exp_avg_sq.clone();
-                    break;
-            }
-            i++;
-        }
+            if (s is TorchSharp.Modules.AdamW.State adam) sb.Append(adam.step).Append(',');
         return FuzzFormats.Hash(sb + FuzzFormats.Digest(tensors));
     }
 }

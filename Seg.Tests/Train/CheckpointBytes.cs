@@ -71,7 +71,7 @@ internal static class CheckpointBytes
     }
 
     /// <summary>Where a tensor's record and data lie in a checkpoint.</summary>
-    public sealed record TensorAt(string Section, byte DType, long[] Shape, int DataAt, long Bytes);
+    public sealed record TensorAt(string Section, string Name, byte DType, long[] Shape, int DataAt, long Bytes);
 
     /// <summary>
     /// Walks a checkpoint by the documented layout: every length, count, dtype, rank and size field (offset, width,
@@ -104,7 +104,9 @@ internal static class CheckpointBytes
             for (var i = 0; i < count; i++)
             {
                 fields.Add((at, 2, $"{section}{i}_name_length"));
-                at += 2 + BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(at));
+                var nameLength = BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(at));
+                var name = Encoding.UTF8.GetString(file, at + 2, nameLength);
+                at += 2 + nameLength;
                 fields.Add((at, 1, $"{section}{i}_dtype"));
                 var dtype = file[at++];
                 fields.Add((at, 1, $"{section}{i}_ndim"));
@@ -116,7 +118,7 @@ internal static class CheckpointBytes
                 }
                 var elementSize = dtype switch { 0 or 1 or 11 => 1, 2 or 5 or 15 => 2, 3 or 6 => 4, _ => 8 };
                 var bytes = shape.Aggregate(1L, (a, b) => a * b) * elementSize;
-                tensors.Add(new TensorAt(section, dtype, shape, at, bytes));
+                tensors.Add(new TensorAt(section, name, dtype, shape, at, bytes));
                 at += (int)bytes;
             }
             return at;

@@ -24,25 +24,16 @@ public class CheckpointIntegrityTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    static nn.Module<Tensor, Tensor> Net() => nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2));
+    static nn.Module<Tensor, Tensor> Net() => CheckpointFixtures.Net();
 
-    static CheckpointState State(long iteration = 2) =>
-        new(iteration, 0.5, 1, "name: t\n", [], ["bg", "fg"], [[0, 0, 0], [255, 0, 0]], CheckpointFile.CaptureRng());
+    static CheckpointState State() => CheckpointFixtures.Make("sgd.ckpt").State;
 
-    // A checkpoint of Net() after two SGD+momentum steps, so that it has momentum buffers.
-    (string Path, byte[] Bytes) Saved(string name = "last.ckpt", bool optimizer = true)
+    // A checkpoint as the fixtures' recipe writes it: SGD with momentum buffers, loss state, a full header.
+    (string Path, byte[] Bytes) Saved(string name = "last.ckpt")
     {
-        manual_seed(7);
-        var model = Net();
-        var opt = optim.SGD(model.parameters(), 0.1, momentum: 0.9);
-        for (var i = 0; i < 2; i++)
-        {
-            opt.zero_grad();
-            model.forward(ones(3, 4)).sum().backward();
-            opt.step();
-        }
+        var (model, opt, loss, state) = CheckpointFixtures.Make("sgd.ckpt");
         var path = Path.Combine(dir, name);
-        CheckpointFile.Save(path, State(), model, optimizer ? opt : null);
+        CheckpointFile.Save(path, state, model, opt, loss);
         return (path, File.ReadAllBytes(path));
     }
 
@@ -141,8 +132,8 @@ public class CheckpointIntegrityTests : IDisposable
     [InlineData("ClassNames", "[]")]
     [InlineData("ClassNames", "[null, \"fg\"]")]
     [InlineData("Palette", "[[0, 0, 0]]")]
-    [InlineData("Palette", "[[0, 0], [1, 2, 3]]")]
-    [InlineData("Palette", "[[0, 0, 0], [256, 0, 0]]")]
+    [InlineData("Palette", "[[0, 0], [1, 2, 3], [4, 5, 6]]")]
+    [InlineData("Palette", "[[0, 0, 0], [256, 0, 0], [0, 0, 0]]")]
     [InlineData("Iteration", "-1")]
     [InlineData("ConfigYaml", "null")]
     [InlineData("Overrides", "[null]")]
@@ -222,13 +213,13 @@ public class CheckpointIntegrityTests : IDisposable
     }
 
     [Fact]
-    public void OptimizerStateOfAnotherShapeOrTypeIsRefused()
+    public void OptimizerStateOfAnotherTypeOrGroupingIsRefused()
     {
         var (path, _) = Saved();
-        var wide = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2));
-        var adam = optim.AdamW(wide.parameters());
+        var same = Net();
+        var adam = optim.AdamW(same.parameters());
         Assert.Contains("holds SGD optimizer state; this run's optimizer is AdamW",
-            Assert.Throws<InvalidDataException>(() => CheckpointFile.Load(path, wide, adam)).Message);
+            Assert.Throws<InvalidDataException>(() => CheckpointFile.Load(path, same, adam)).Message);
         var grouped = Net();
         var two = optim.SGD([new TorchSharp.Modules.SGD.ParamGroup(grouped.parameters().Take(2)), new TorchSharp.Modules.SGD.ParamGroup(grouped.parameters().Skip(2))], 0.1, momentum: 0.9);
         Assert.Contains("parameter group(s); this optimizer has 2", Assert.Throws<InvalidDataException>(() => CheckpointFile.Load(path, grouped, two)).Message);
