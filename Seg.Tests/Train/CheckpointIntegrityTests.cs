@@ -145,6 +145,15 @@ public class CheckpointIntegrityTests : IDisposable
     }
 
     [Fact]
+    public void AHeaderAskingForMoreClassesThanAnyDatasetHasIsRefused()
+    {
+        // predict would build a model with one output per class before reading a single weight.
+        var (_, bytes) = Saved();
+        var json = EditHeader(bytes, h => h["ClassNames"] = new JsonArray(Enumerable.Range(0, 65537).Select(_ => (JsonNode?)"c").ToArray()));
+        Assert.Contains("it names 65537 classes; 1 to 65536 are allowed", Refused(Write(CheckpointBytes.WithHeader(bytes, json))).Message);
+    }
+
+    [Fact]
     public void RepeatedTensorNameIsRefused()
     {
         var (_, bytes) = Saved();
