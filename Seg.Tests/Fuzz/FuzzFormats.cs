@@ -21,6 +21,9 @@ public static class FuzzFormats
         new IdxFormat("idx"),
         new IdxFormat("idx-gz"),
         new IdxFormat("idx-gz-raw"),
+        new CheckpointFuzzFormat(),
+        new RehashedCheckpointFuzzFormat(),
+        new ConfigFuzzFormat(),
     ];
 
     /// <summary>The format called <paramref name="name"/>.</summary>

@@ -1,111 +1,140 @@
-using System.Text;
-using System.Text.Json;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Seg.Train.Checkpoints;
 
 /// <summary>
-/// Reads and writes <c>.ckpt</c> files: a magic tag, a JSON header (<see cref="CheckpointState"/>), the model's
-/// tensors (TorchSharp's module format) and the optimizer's state. Writes are atomic (temporary file, flush to
-/// disk, rename over the target), so that a kill at any moment leaves the previous file or the new one, never a
-/// torn one.
+/// Reads and writes <c>.ckpt</c> files (<see cref="CheckpointFormat"/>): a JSON header (<see cref="CheckpointState"/>),
+/// the model's tensors, the optimizer's state, the loss's state, and a SHA-256 over all of it.
+/// Writes are atomic (temporary file, flush to disk, rename over the target), so that a kill or a full disk at any
+/// moment leaves the previous file or the new one, never a torn one. Reads treat the file as hostile: the hash,
+/// every length, dtype and shape, the header's fields and the RNG state are checked in C#, and the model, optimizer
+/// and loss are touched only once all of it has passed.
 /// </summary>
 public static class CheckpointFile
 {
-    const string Magic = "SEGCKPT1";
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
-
     /// <summary>
-    /// Writes model, optional optimizer, optional loss state (e.g. center-loss centers) and header to
+    /// Writes model, optional optimizer (SGD or AdamW), optional loss state (e.g. center-loss centers) and header to
     /// <paramref name="path"/> atomically.
     /// </summary>
+    /// <exception cref="IOException">The write failed (e.g. the disk is full); the previous file at
+    /// <paramref name="path"/>, if any, is intact and no temporary file is left.</exception>
     public static void Save(string path, CheckpointState state, nn.Module model, optim.Optimizer? optimizer, nn.Module? lossState = null)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("checkpoints are little-endian; this host is not");
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        var snapshot = optimizer is null ? default : OptimizerSnapshot.Capture(optimizer);
+        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}{TempSuffix}");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
+            using (var writer = new CheckpointWriter(stream))
             {
-                using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+                writer.Magic();
+                writer.Json(state);
+                writer.Table(Named(model));
+                writer.U8(optimizer is null ? (byte)0 : (byte)1);
+                if (optimizer is not null)
                 {
-                    writer.Write(Magic);
-                    writer.Write(JsonSerializer.Serialize(state, Json));
-                    model.save(writer);
-                    writer.Write(optimizer is not null);
-                    if (optimizer is OptimizerHelper helper) helper.save_state_dict(writer);
-                    else if (optimizer is not null)
-                        throw new NotSupportedException($"cannot save the state of optimizer {optimizer.GetType().Name}.");
-                    writer.Write(lossState is not null);
-                    lossState?.save(writer);
-                    writer.Flush();
+                    writer.Json(snapshot.Meta);
+                    writer.Table(snapshot.Tensors);
                 }
+                writer.U8(lossState is null ? (byte)0 : (byte)1);
+                if (lossState is not null) writer.Table(Named(lossState));
+                writer.Finish();
                 stream.Flush(flushToDisk: true);
             }
-            File.Move(temp, path, overwrite: true);
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (IOException e)
+        {
+            TryDelete(temp);
+            var kept = File.Exists(full) ? $"the previous {Path.GetFileName(full)} is intact" : "no checkpoint was written";
+            throw new IOException(IsDiskFull(e)
+                ? $"cannot save {full}: no space left on device; {kept} and no partial file is left. Free some space, then resume."
+                : $"cannot save {full}: {e.Message}; {kept}.", e);
         }
         catch
         {
-            File.Delete(temp);
+            TryDelete(temp);
             throw;
         }
     }
 
-    /// <summary>Reads only the header.</summary>
-    /// <exception cref="InvalidDataException">The file is not a Seg checkpoint.</exception>
+    /// <summary>Reads the header, after checking the whole file.</summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">The file is not a Seg checkpoint, is damaged or malformed; the message names it.</exception>
     public static CheckpointState ReadState(string path)
     {
-        using var reader = Open(path);
-        return ReadHeader(reader, path);
+        using var file = CheckpointReader.Open(path);
+        return file.State;
     }
 
     /// <summary>
-    /// Loads the model's tensors (strict: names, dtypes and shapes must match) and, when
-    /// <paramref name="optimizer"/> is given, the optimizer state. Returns the header.
+    /// Loads the model's tensors (strict: names, dtypes and shapes must match) and, when given, the optimizer state
+    /// and the loss state. Returns the header. Nothing is changed unless the whole file fits.
     /// </summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">The file is damaged or malformed, or does not fit the model, optimizer or loss.</exception>
     public static CheckpointState Load(string path, nn.Module model, optim.Optimizer? optimizer = null, nn.Module? lossState = null)
     {
-        using var reader = Open(path);
-        var state = ReadHeader(reader, path);
-        try
+        using var file = CheckpointReader.Open(path);
+        var modelTensors = model.state_dict();
+        CheckFits(file, file.Model, modelTensors, "the model's weights do not fit this model");
+        if (optimizer is not null)
         {
-            model.load(reader, strict: true);
+            if (file.OptimizerMeta is null) throw file.Bad("holds no optimizer state, so training cannot resume from it.");
+            OptimizerSnapshot.Check(file.OptimizerMeta, file.OptimizerTensors, optimizer, p => file.Bad(p));
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or EndOfStreamException)
+        var lossTensors = lossState is not null && file.LossState is not null ? lossState.state_dict() : null;
+        if (lossTensors is not null) CheckFits(file, file.LossState!, lossTensors, "the loss state does not fit this loss");
+
+        using (no_grad())
         {
-            throw new InvalidDataException($"{path}: the model's weights do not fit this model: {e.Message}", e);
+            Copy(file, file.Model, modelTensors);
+            if (lossTensors is not null) Copy(file, file.LossState!, lossTensors);
         }
-        var hasOptimizer = reader.ReadBoolean();
-        if (optimizer is OptimizerHelper helper)
-        {
-            if (!hasOptimizer) throw new InvalidDataException($"{path}: holds no optimizer state, so training cannot resume from it.");
-            helper.load_state_dict(reader);
-            if (reader.ReadBoolean() && lossState is not null) lossState.load(reader, strict: true);
-        }
-        return state;
+        if (optimizer is not null) OptimizerSnapshot.Restore(file.OptimizerMeta!, file.OptimizerTensors, optimizer, file.ReadTensor);
+        return file.State;
     }
 
-    static BinaryReader Open(string path)
+    /// <summary>
+    /// Whether <paramref name="path"/> is an intact checkpoint that training can resume from (it holds optimizer
+    /// state), with its header; false with the reason otherwise.
+    /// </summary>
+    public static bool CanResumeFrom(string path, out CheckpointState? state, out string reason)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
-        return new BinaryReader(File.OpenRead(path), Encoding.UTF8, leaveOpen: false);
-    }
-
-    static CheckpointState ReadHeader(BinaryReader reader, string path)
-    {
+        state = null;
         try
         {
-            if (reader.ReadString() != Magic) throw new InvalidDataException("wrong magic");
-            return JsonSerializer.Deserialize<CheckpointState>(reader.ReadString(), Json)
-                ?? throw new InvalidDataException("empty header");
+            using var file = CheckpointReader.Open(path);
+            state = file.State;
+            reason = file.OptimizerMeta is null ? "it holds weights only, no optimizer state" : "";
+            return file.OptimizerMeta is not null;
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or JsonException or IOException)
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            throw new InvalidDataException($"{path} is not a Seg checkpoint ({e.Message}).", e);
+            reason = e.Message;
+            return false;
         }
+    }
+
+    /// <summary>
+    /// Deletes temporary files that a save interrupted by a crash or a kill left in <paramref name="directory"/>;
+    /// call it only while holding the run's lock. Returns their names.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveTemporaries(string directory)
+    {
+        if (!Directory.Exists(directory)) return [];
+        var removed = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(directory, $".*.ckpt.*{TempSuffix}"))
+        {
+            File.Delete(file);
+            removed.Add(Path.GetFileName(file));
+        }
+        return removed;
     }
 
     /// <summary>The CPU generator's state as bytes.</summary>
@@ -115,10 +144,52 @@ public static class CheckpointFile
         return state.data<byte>().ToArray();
     }
 
-    /// <summary>Restores the CPU generator from <see cref="CaptureRng"/> bytes.</summary>
+    /// <summary>Restores the CPU generator from <see cref="CaptureRng"/> bytes, after checking them (libtorch aborts the
+    /// process on a state it cannot take).</summary>
+    /// <exception cref="InvalidDataException">Bytes that are not a CPU generator state.</exception>
     public static void RestoreRng(byte[] bytes)
     {
+        if (CpuRngState.Problem(bytes) is { } problem) throw new InvalidDataException($"cannot restore the RNG: {problem}");
         using var state = tensor(bytes, ScalarType.Byte);
         random.set_rng_state(state);
+    }
+
+    const string TempSuffix = ".tmp";
+
+    static List<(string, Tensor)> Named(nn.Module module) => module.state_dict().Select(kv => (kv.Key, kv.Value)).ToList();
+
+    // Strict: the same names, each with the same dtype and shape (repeated names were refused when reading).
+    static void CheckFits(CheckpointReader file, IReadOnlyList<TensorRecord> records, Dictionary<string, Tensor> targets, string context)
+    {
+        foreach (var record in records)
+        {
+            if (!targets.TryGetValue(record.Name, out var target))
+                throw file.Bad($"{context}: tensor '{record.Name}' is not in it");
+            if (record.DType != target.dtype || !record.Shape.SequenceEqual(target.shape))
+                throw file.Bad($"{context}: tensor {record} is {CheckpointFormat.Describe(target.dtype, target.shape)} here");
+        }
+        if (records.Count != targets.Count)
+        {
+            var missing = targets.Keys.Except(records.Select(r => r.Name)).ToList();
+            throw file.Bad($"{context}: {missing.Count} tensor(s) missing from the checkpoint, e.g. '{missing[0]}'");
+        }
+    }
+
+    static void Copy(CheckpointReader file, IReadOnlyList<TensorRecord> records, Dictionary<string, Tensor> targets)
+    {
+        foreach (var record in records)
+        {
+            using var host = file.ReadTensor(record);
+            targets[record.Name].copy_(host);
+        }
+    }
+
+    static bool IsDiskFull(IOException e) =>
+        e.HResult is 28 /* ENOSPC */ or 122 /* EDQUOT */ or unchecked((int)0x80070070) /* ERROR_DISK_FULL */ or unchecked((int)0x80070027) /* ERROR_HANDLE_DISK_FULL */;
+
+    static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* the next start removes it (RemoveTemporaries) */ }
     }
 }

@@ -14,4 +14,29 @@ namespace Seg.Train.Checkpoints;
 /// <param name="RngState">torch's CPU generator state (bytes of <c>torch.random.get_rng_state()</c>).</param>
 public sealed record CheckpointState(
     long Iteration, double BestMeanIoU, long BestIteration, string ConfigYaml, IReadOnlyList<string> Overrides,
-    IReadOnlyList<string> ClassNames, IReadOnlyList<int[]> Palette, byte[] RngState);
+    IReadOnlyList<string> ClassNames, IReadOnlyList<int[]> Palette, byte[] RngState)
+{
+    /// <summary>
+    /// What is wrong with a header read from a file, in words, or null when every field is plausible: the
+    /// commands that use it (<c>predict</c> indexes the palette by class, <c>--resume</c> hands the RNG state to
+    /// libtorch) may then rely on it.
+    /// </summary>
+    /// <summary>The most classes a checkpoint may name (segmentation datasets have up to a few thousand).</summary>
+    public const int MaxClasses = 65536;
+
+    internal string? Problem()
+    {
+        // The JSON reader refuses missing and null properties; list elements can still be null.
+        if (Iteration < 0) return $"iteration {Iteration} is negative";
+        if (BestIteration < 0) return $"best iteration {BestIteration} is negative";
+        if (Overrides.Any(o => o is null)) return "an override is null";
+        // predict builds a model with one output per class before it reads the weights: bound what a header can ask.
+        if (ClassNames.Count is 0 or > MaxClasses) return $"it names {ClassNames.Count} classes; 1 to {MaxClasses} are allowed";
+        if (ClassNames.Any(n => n is null)) return "a class name is null";
+        if (Palette.Count < ClassNames.Count) return $"its palette has {Palette.Count} colours for {ClassNames.Count} classes";
+        for (var i = 0; i < Palette.Count; i++)
+            if (Palette[i] is not { Length: 3 } c || c.Any(v => v is < 0 or > 255))
+                return $"palette entry {i} is not an RGB triple of 0..255";
+        return CpuRngState.Problem(RngState);
+    }
+}

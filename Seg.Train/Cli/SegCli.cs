@@ -115,8 +115,7 @@ public static class SegCli
     static int Train(string? configPath, string[] overrides, string? output, bool resume, CancellationToken interrupt)
     {
         var (yaml, source) = configPath is null ? (ConfigLoader.DefaultYaml(), "embedded default config")
-            : File.Exists(configPath) ? (File.ReadAllText(configPath), configPath)
-            : throw new ConfigException(configPath, "(file)", "config file not found");
+            : (ConfigLoader.ReadText(configPath), configPath);
         var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume), interrupt);
         if (outcome.Status == TrainStatus.Interrupted)
         {

@@ -1,5 +1,5 @@
 using System.Reflection;
-using YamlDotNet.Core;
+using System.Text;
 using YamlDotNet.RepresentationModel;
 
 namespace Seg.Train.Config;
@@ -22,6 +22,15 @@ public static class ConfigLoader
     /// <summary>Loss types that take soft labels: they get <c>data.soft_labels</c> when it is set.</summary>
     public static readonly string[] SoftLabelLossTypes = ["jaccard_metric", "dice_metric", "tversky"];
 
+    /// <summary>Largest config accepted, in bytes (a config is a few KB; this bounds parse time and memory).</summary>
+    public const int MaxBytes = 1 << 20;
+
+    /// <summary>Deepest nesting of lists and mappings accepted (configs nest four levels).</summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>Longest key accepted, in characters.</summary>
+    public const int MaxKeyLength = 1024;
+
     /// <summary>The embedded default config's YAML text.</summary>
     public static string DefaultYaml()
     {
@@ -36,31 +45,53 @@ public static class ConfigLoader
         Parse(DefaultYaml(), "embedded default config", overrides);
 
     /// <summary>Reads <paramref name="path"/> and applies overrides.</summary>
-    public static TrainConfig Load(string path, IEnumerable<string>? overrides = null)
+    public static TrainConfig Load(string path, IEnumerable<string>? overrides = null) =>
+        Parse(ReadText(path), path, overrides);
+
+    /// <summary>The text of config file <paramref name="path"/>, reading at most <see cref="MaxBytes"/> bytes.</summary>
+    /// <exception cref="ConfigException">The file is missing, unreadable or too large.</exception>
+    public static string ReadText(string path)
     {
         if (!File.Exists(path)) throw new ConfigException(path, "(file)", "config file not found");
-        return Parse(File.ReadAllText(path), path, overrides);
-    }
-
-    /// <summary>Parses YAML text; <paramref name="source"/> names it in errors.</summary>
-    public static TrainConfig Parse(string yaml, string source, IEnumerable<string>? overrides = null)
-    {
-        YamlMappingNode root;
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            root = stream.Documents.Count == 0 ? new YamlMappingNode()
-                : stream.Documents[0].RootNode as YamlMappingNode
-                  ?? throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)");
+            using var stream = File.OpenRead(path);
+            // Read one byte past the limit rather than trust the length: devices and pipes report none.
+            var buffer = new byte[MaxBytes + 1];
+            var n = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+            if (n > MaxBytes) throw new ConfigException(path, "(file)", $"more than {MaxBytes} bytes; config files are limited to {MaxBytes} bytes");
+            using var reader = new StreamReader(new MemoryStream(buffer, 0, n), Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            return reader.ReadToEnd();
         }
-        catch (YamlException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ConfigException(source, "(yaml)", $"line {e.Start.Line}: {e.Message}");
+            throw new ConfigException(path, "(file)", $"cannot read the config file: {e.Message}");
         }
+    }
+
+    /// <summary>Parses YAML text (bounded: see <see cref="MaxBytes"/>, <see cref="MaxDepth"/>, <see cref="MaxKeyLength"/>;
+    /// no anchors or aliases); <paramref name="source"/> names it in errors.</summary>
+    /// <exception cref="ConfigException">Anything wrong with the text, a key or a value.</exception>
+    public static TrainConfig Parse(string yaml, string source, IEnumerable<string>? overrides = null)
+    {
+        var root = YamlInput.Parse(yaml, source, "(yaml)") switch
+        {
+            null => new YamlMappingNode(),
+            YamlMappingNode map => map,
+            _ => throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)"),
+        };
         foreach (var assignment in overrides ?? [])
             Override.Apply(root, assignment);
-        return Bind(new ConfigSection(root, "", source));
+        try
+        {
+            return Bind(new ConfigSection(root, "", source));
+        }
+        catch (Exception e) when (e is InvalidCastException or InvalidOperationException or ArgumentException or FormatException
+                                      or OverflowException or KeyNotFoundException or IndexOutOfRangeException or NullReferenceException)
+        {
+            // Every expected problem is a ConfigException naming its key; this net keeps the contract for the rest.
+            throw new ConfigException(source, "(config)", $"cannot read the config ({e.GetType().Name}: {e.Message})");
+        }
     }
 
     static TrainConfig Bind(ConfigSection root)

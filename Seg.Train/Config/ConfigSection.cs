@@ -194,7 +194,7 @@ public sealed class ConfigSection
         if (node is null) return result;
         foreach (var (k, v) in node.Children)
         {
-            var key = ((YamlScalarNode)k).Value ?? "";
+            var key = (k as YamlScalarNode)?.Value ?? throw new ConfigException(Source, Path, $"line {k.Start.Line}: a key must be a plain name, not a list or mapping");
             if (known.Contains(key)) continue;
             known.Add(key);
             result[key] = ToObject(v);
@@ -211,7 +211,8 @@ public sealed class ConfigSection
         YamlScalarNode s when s.Value is "true" or "false" => s.Value == "true",
         YamlScalarNode s => s.Value,
         YamlSequenceNode seq => seq.Children.Select(ToObject).ToList(),
-        YamlMappingNode m => m.Children.ToDictionary(kv => ((YamlScalarNode)kv.Key).Value ?? "", kv => ToObject(kv.Value)),
+        // Keys are plain names (YamlInput checks), so the text of any other key cannot collide with one.
+        YamlMappingNode m => m.Children.ToDictionary(kv => (kv.Key as YamlScalarNode)?.Value ?? kv.Key.ToString(), kv => ToObject(kv.Value)),
         _ => null,
     };
 

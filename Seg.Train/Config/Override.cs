@@ -1,4 +1,3 @@
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Seg.Train.Config;
@@ -48,17 +47,5 @@ public static class Override
         }
     }
 
-    static YamlNode ParseValue(string text, string path)
-    {
-        try
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(text));
-            return stream.Documents.Count == 0 ? new YamlScalarNode("") : stream.Documents[0].RootNode;
-        }
-        catch (YamlException e)
-        {
-            throw new ConfigException("--set", path, $"cannot parse value '{text}': {e.Message}");
-        }
-    }
+    static YamlNode ParseValue(string text, string path) => YamlInput.Parse(text, "--set", path) ?? new YamlScalarNode("");
 }

@@ -51,10 +51,17 @@ public static class Trainer
         var optimizer = RunFactory.CreateOptimizer(config.Optimizer, model.parameters());
         var auxModel = model is ISegmentationModel { HasAuxHead: true } aux ? aux : null;
 
+        // One run per folder from here on: a second run refuses, naming this one; a lock left by a killed run is taken over.
+        using var runLock = RunLock.Acquire(paths.Root, Console.WriteLine);
+        foreach (var name in CheckpointFile.RemoveTemporaries(paths.Checkpoints))
+            Console.WriteLine($"note: removed {name}, a checkpoint that a crashed or killed save left half-written");
+
         long start = 0, bestIteration = 0;
         var bestMeanIoU = -1.0;
         if (request.Resume)
         {
+            try { CheckpointFile.ReadState(paths.Last); }
+            catch (InvalidDataException e) { throw new InvalidDataException(e.Message + " " + FallBack(paths), e); }
             var state = CheckpointFile.Load(paths.Last, model, optimizer, criterion);
             (start, bestMeanIoU, bestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
             CheckpointFile.RestoreRng(state.RngState);
@@ -162,7 +169,7 @@ public static class Trainer
                     var isBest = m.MeanIoU > bestMeanIoU;
                     if (isBest) (bestMeanIoU, bestIteration) = (m.MeanIoU, done);
                     progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
-                    if (isBest) CheckpointFile.Save(paths.Best, State(done), model, null);
+                    if (isBest) CheckpointFile.Save(paths.Best, State(done), model, optimizer, criterion);
                     trainWatch.Start();
                 }
                 if (done % config.Train.CheckpointEvery == 0 || done == total)
@@ -202,6 +209,16 @@ public static class Trainer
         foreach (var (name, value) in terms)
             if (!double.IsFinite(value)) return new TrainingDivergedException(iteration, name, value);
         return new TrainingDivergedException(iteration, "loss", total);
+    }
+
+    // What to do when last.ckpt is damaged: best.ckpt is a complete resume point too (weights, optimizer, loss
+    // state, RNG), only older.
+    static string FallBack(RunPaths paths)
+    {
+        if (!File.Exists(paths.Best)) return "There is no best.ckpt to fall back on; train without --resume to start over.";
+        return CheckpointFile.CanResumeFrom(paths.Best, out var best, out var reason)
+            ? $"{paths.Best} is intact (iteration {best!.Iteration}): to resume from there, copy it over {paths.Last} and run with --resume again."
+            : $"{paths.Best} cannot stand in for it ({reason}).";
     }
 
     // A fresh run into a used directory starts over: remove the old run's artefacts (only ours), so that stale
