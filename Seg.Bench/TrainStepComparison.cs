@@ -30,7 +30,8 @@ public static class TrainStepComparison
         var device = SegRuntime.ResolveDevice(o.Device);
         var script = o.Script ?? FindScript();
         Console.WriteLine($"train-step: unet depth 3 width 16, batch {Batch}x{Size}x{Size}, {Classes} classes, AdamW; device {device}, " +
-                          $"{get_num_threads()} threads; {o.Rounds} rounds of {o.Steps} steps (+{o.Warmup} warm-up); PyTorch: {(o.PyTorch ? $"{o.Python} {script}" : "off")}");
+                          $"{get_num_threads()} threads; {o.Rounds} rounds of {o.Steps} steps (+{o.Warmup} warm-up); PyTorch: {(o.PyTorch ? $"{o.Python} {script}" : "off")}; " +
+                          $"oneDNN convolutions: Seg {(SegRuntime.OneDnnConvolutions ? "on" : "off")}, PyTorch {(PyTorchUsesOneDnn(o) ? "on" : "off")}");
         var results = new List<object>();
         foreach (var loss in o.Losses)
         {
@@ -56,7 +57,8 @@ public static class TrainStepComparison
             Console.WriteLine(line);
             results.Add(new { loss, device = device.ToString(), threads = get_num_threads(), seg_ms = Median(seg),
                 pytorch_ms = o.PyTorch ? Median(torchMs) : (double?)null, ratio = o.PyTorch ? Median(ratios) : (double?)null,
-                pytorch = torchVersion, rounds = o.Rounds, steps = o.Steps });
+                pytorch = torchVersion, rounds = o.Rounds, steps = o.Steps,
+                onednn_seg = SegRuntime.OneDnnConvolutions, onednn_pytorch = PyTorchUsesOneDnn(o) });
         }
         if (o.Json is { } json)
         {
@@ -111,7 +113,8 @@ public static class TrainStepComparison
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
         foreach (var a in new[] { script, "--loss", loss, "--device", o.Device == "auto" ? (cuda.is_available() ? "cuda" : "cpu") : o.Device,
-                     "--steps", $"{o.Steps}", "--warmup", $"{o.Warmup}", "--threads", $"{get_num_threads()}" })
+                     "--steps", $"{o.Steps}", "--warmup", $"{o.Warmup}", "--threads", $"{get_num_threads()}",
+                     "--mkldnn", PyTorchUsesOneDnn(o) ? "on" : "off" })
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {o.Python}");
         var stderr = p.StandardError.ReadToEndAsync();
@@ -124,6 +127,10 @@ public static class TrainStepComparison
         return (ms, doc.RootElement.GetProperty("torch").GetString() ?? "?");
     }
 
+    /// <summary>Whether the PyTorch side may use oneDNN: by default as Seg does in this process, so that both
+    /// sides run the same convolution algorithms (Seg switches oneDNN off on hosts where it breaks).</summary>
+    static bool PyTorchUsesOneDnn(Options o) => o.PyTorchOneDnn switch { "on" => true, "off" => false, _ => SegRuntime.OneDnnConvolutions };
+
     static string FindScript()
     {
         foreach (var root in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
@@ -135,7 +142,7 @@ public static class TrainStepComparison
 
 
     sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
-        string Python, string? Script, string[] Losses, string? Json)
+        string Python, string? Script, string[] Losses, string? Json, string PyTorchOneDnn = "same")
     {
         public static Options Parse(string[] args)
         {
@@ -158,7 +165,8 @@ public static class TrainStepComparison
                     "--script" => o with { Script = Next() },
                     "--losses" => o with { Losses = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                     "--json" => o with { Json = Next() },
-                    _ => throw new ArgumentException($"train-step: unknown option '{args[i]}' (options: --device, --threads, --rounds, --steps, --warmup, --bins, --losses ce,ce_lovasz, --python, --script, --no-pytorch, --json)"),
+                    "--pytorch-onednn" => o with { PyTorchOneDnn = Next() is var v && v is "same" or "on" or "off" ? v : throw new ArgumentException($"train-step: --pytorch-onednn takes same, on or off, got '{v}'") },
+                    _ => throw new ArgumentException($"train-step: unknown option '{args[i]}' (options: --device, --threads, --rounds, --steps, --warmup, --bins, --losses ce,ce_lovasz, --python, --script, --no-pytorch, --json, --pytorch-onednn same|on|off)"),
                 };
             }
             foreach (var l in o.Losses)

@@ -50,6 +50,11 @@ public static class SegRuntime
     /// <see cref="Initialize"/> switches libtorch to its own convolutions and says so here. Applications print it.</summary>
     public static string? Note { get; private set; }
 
+    /// <summary>Whether libtorch may use oneDNN (and NNPACK) convolutions in this process: false after
+    /// <see cref="Initialize"/> switched them off (see <see cref="Note"/>). Benchmarks against PyTorch use it to
+    /// compare the same convolution algorithms.</summary>
+    public static bool OneDnnConvolutions => !HiddenCacheTopology.OneDnnOff;
+
     /// <summary>The application's libtorch runtime as built (<c>SegTorchBackend</c>: <c>cpu</c>, <c>cuda</c> or
     /// <c>external</c>), read from its runtimeconfig.json; null for an application built outside Seg's build
     /// (a library user's own project), which chose its runtime package itself.</summary>

@@ -96,7 +96,11 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mkldnn", choices=["on", "off"], default="on",
+                    help="off: ATen's own convolutions, as Seg uses on CPUs where oneDNN is switched off")
     a = ap.parse_args()
+    torch.backends.mkldnn.enabled = a.mkldnn == "on"
+    torch.backends.nnpack.enabled = a.mkldnn == "on"
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -122,7 +126,7 @@ def main():
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1000)
     print(json.dumps({"loss": a.loss, "device": a.device, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "steps_ms": times}))
+                      "torch": torch.__version__, "mkldnn": a.mkldnn, "steps_ms": times}))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ internal static class HiddenCacheTopology
         return maxExtended >= 0x8000001D && intelLeafEmpty && NoCaches(unchecked((int)0x8000001D));
     }
 
+    /// <summary>True once <see cref="Apply"/> has switched oneDNN and NNPACK off.</summary>
+    public static bool OneDnnOff { get; private set; }
+
     /// <summary>Switches oneDNN and NNPACK off in ATen's global context when the host needs it (or
     /// <c>SEG_ONEDNN=0</c> asks). Returns a one-line note saying so, or null when nothing changed.</summary>
     public static unsafe string? Apply()
@@ -50,6 +53,7 @@ internal static class HiddenCacheTopology
         var context = ((delegate* unmanaged<IntPtr>)globalContext)();
         ((delegate* unmanaged<IntPtr, byte, void>)setMkldnn)(context, 0);
         ((delegate* unmanaged<IntPtr, byte, void>)setNnpack)(context, 0);
+        OneDnnOff = true;
         return setting == "0"
             ? "oneDNN and NNPACK convolutions are off (SEG_ONEDNN=0); libtorch uses its own, slower ones."
             : "this CPU hides its cache sizes (CPUID cache-topology leaf is empty, as on some VMs), where oneDNN's " +

@@ -29,13 +29,17 @@ public sealed class OnnxSegmenterTests : IDisposable
     public OnnxSegmenterTests()
     {
         Seg.Core.SegRuntime.Initialize();
-        manual_seed(11);
         model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = 2, UnetBaseWidth = 8 });
+        // The weights come from a generator of this test's own: tests on other threads draw from the global one
+        // (manual_seed here would not make the model the same from run to run). He-scaled weights, no biases; with
+        // this seed every test image gets several classes, which the tests check (seeds 1 and 11 give one class).
         // Batch norm stays the identity here (OnnxEquivalenceTests randomises it): random running means swamp the
         // small activations of an untrained network, and every pixel would get the same class.
+        var generator = new Generator(3);
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())
-                if (name == "classifier.bias") p.zero_(); // no class wins everywhere by its bias alone
+                if (p.dim() > 1) p.copy_(randn(p.shape, generator: generator) * Math.Sqrt(2.0 * p.shape[0] / p.numel()));
+                else if (name.EndsWith("bias")) p.zero_(); // no class wins everywhere by its bias alone
         model.eval();
     }
 
