@@ -113,18 +113,13 @@ internal static unsafe class LovaszCpuKernel
             {
                 // Eight pixels at a time: the items of all eight, of which the valid ones are kept.
                 var classId = Vector256.Create(id);
-                var one = Vector256.Create(1f);
                 var zeroErrorKey = Vector256.Create(SortedRow.ZeroErrorKey);
                 var foregroundBit = Vector256.Create(SortedRow.ForegroundBit);
                 var negativeBit = Vector256.Create(SortedRow.NegativeBit);
                 var lanes = Vector256.Create(0u, 1, 2, 3, 4, 5, 6, 7);
                 for (; i + 8 <= pixels; i += 8)
                 {
-                    var packed = Vector128.Load(labels + i);
-                    var label = Vector256.Create(Vector128.WidenLower(packed), Vector128.WidenUpper(packed));
-                    var pi = Vector256.Load(p + i);
-                    var foreground = Vector256.Equals(label, classId);                  // −1 or 0 per lane
-                    var target = foreground.AsSingle() & one;
+                    LoadEight(labels + i, p + i, classId, out var label, out var pi, out var foreground, out var target);
                     var key = zeroErrorKey - Vector256.Abs(target - pi).AsUInt32();     // DescendingKey of |fg − p| ≥ 0
                     var low = (Vector256.Create((uint)(offset + i)) + lanes) | (foreground.AsUInt32() & foregroundBit)
                               | (Vector256.LessThan(pi, target).AsUInt32() & negativeBit);
@@ -155,6 +150,19 @@ internal static unsafe class LovaszCpuKernel
         var sink = new SignedWeightSink(signedWeights);
         sorted.Walk(ref sink);
         return sink.Offset;
+    }
+
+    /// <summary>Eight pixels of one class: int16 labels widened, probabilities, the foreground mask (−1 where the
+    /// label is <paramref name="classId"/>, else 0) and the target (1 or 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LoadEight(short* labels, float* probas, Vector256<int> classId, out Vector256<int> label,
+                          out Vector256<float> p, out Vector256<int> foreground, out Vector256<float> target)
+    {
+        var packed = Vector128.Load(labels);
+        label = Vector256.Create(Vector128.WidenLower(packed), Vector128.WidenUpper(packed));
+        p = Vector256.Load(probas);
+        foreground = Vector256.Equals(label, classId);
+        target = foreground.AsSingle() & Vector256.Create(1f);
     }
 
     /// <summary>The signed weight of an ignored pixel: 0·sign(p), as the generic path has it (−0 for p &lt; 0, which
@@ -350,7 +358,6 @@ internal static unsafe class LovaszCpuKernel
             if (Vector256.IsHardwareAccelerated)
             {
                 var classId = Vector256.Create(id);
-                var one = Vector256.Create(1f);
                 var binCount = Vector256.Create((float)bins);
                 var lastBin = Vector256.Create(bins - 1);
                 var ignoredBin = Vector256.Create(bins);
@@ -358,11 +365,7 @@ internal static unsafe class LovaszCpuKernel
                 var zeroBit = Vector256.Create(ZeroCode);
                 for (; i + 8 <= pixels; i += 8)
                 {
-                    var packed = Vector128.Load(labels + i);
-                    var label = Vector256.Create(Vector128.WidenLower(packed), Vector128.WidenUpper(packed));
-                    var p = Vector256.Load(probas + i);
-                    var foreground = Vector256.Equals(label, classId);                         // −1 or 0 per lane
-                    var target = foreground.AsSingle() & one;
+                    LoadEight(labels + i, probas + i, classId, out var label, out var p, out var foreground, out var target);
                     var error = Vector256.Abs(target - p);
                     var fromTop = Vector256.Min(Vector256.Max(Vector256.ConvertToInt32(error * binCount), Vector256<int>.Zero), lastBin);
                     var bin = Vector256.ConditionalSelect(Vector256.LessThan(label, Vector256<int>.Zero), ignoredBin, lastBin - fromTop);
