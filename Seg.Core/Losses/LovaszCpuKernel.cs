@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -24,9 +25,10 @@ namespace Seg.Core.Losses;
 /// </summary>
 internal static unsafe class LovaszCpuKernel
 {
-    /// <summary>True when the kernels can handle these errors: float32 on the CPU, fewer than 2^31 elements.</summary>
+    /// <summary>True when the kernels can handle these errors: float32 on the CPU, fewer than 2^30 elements (an
+    /// element index and two flags share 32 bits of a sort item).</summary>
     public static bool Supports(Tensor errors) =>
-        errors.device_type == DeviceType.CPU && errors.dtype == ScalarType.Float32 && errors.numel() < int.MaxValue;
+        errors.device_type == DeviceType.CPU && errors.dtype == ScalarType.Float32 && errors.numel() < 1L << 30;
 
     /// <summary>True when the fused Lovász-Softmax kernel can handle these probabilities: as
     /// <see cref="Supports"/>, with class ids that fit its int16 labels.</summary>
@@ -57,8 +59,8 @@ internal static unsafe class LovaszCpuKernel
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var source = new SoftmaxSource(probas, labels, ids);
-        // The exact walk writes valid pixels only; the histogram pass writes every pixel.
-        var weights = bins == 0 ? zeros(probas.shape, ScalarType.Float32) : empty(probas.shape, ScalarType.Float32);
+        // Both modes write every element (the exact mode zeroes ignored pixels as it reads them): no fill pass.
+        var weights = empty(probas.shape, ScalarType.Float32);
         var w = Pointer<float>(weights);
         long rows = perImage ? source.Batch * source.Classes : source.Classes;
         var offsets = new double[rows];
@@ -90,7 +92,8 @@ internal static unsafe class LovaszCpuKernel
         }
     }
 
-    /// <summary>Exact row of the fused kernel; returns the row's offset.</summary>
+    /// <summary>Exact row of the fused kernel; returns the row's offset. Reads each pixel once: ignored ones get
+    /// their weight 0 here, valid ones become sort items that carry the sign of their gradient.</summary>
     static double ExactSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage)
     {
         long firstImage = perImage ? row / source.Classes : 0;
@@ -104,80 +107,158 @@ internal static unsafe class LovaszCpuKernel
             long offset = (b * source.Classes + k) * pixels;
             short* labels = source.Labels + b * pixels;
             float* p = source.Probas + offset;
-            for (long i = 0; i < pixels; i++)
+            float* w = signedWeights + offset;
+            long i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                // Eight pixels at a time: the items of all eight, of which the valid ones are kept.
+                var classId = Vector256.Create(id);
+                var zeroErrorKey = Vector256.Create(SortedRow.ZeroErrorKey);
+                var foregroundBit = Vector256.Create(SortedRow.ForegroundBit);
+                var negativeBit = Vector256.Create(SortedRow.NegativeBit);
+                var lanes = Vector256.Create(0u, 1, 2, 3, 4, 5, 6, 7);
+                for (; i + 8 <= pixels; i += 8)
+                {
+                    LoadEight(labels + i, p + i, classId, out var label, out var pi, out var foreground, out var target);
+                    var key = zeroErrorKey - Vector256.Abs(target - pi).AsUInt32();     // DescendingKey of |fg − p| ≥ 0
+                    var low = (Vector256.Create((uint)(offset + i)) + lanes) | (foreground.AsUInt32() & foregroundBit)
+                              | (Vector256.LessThan(pi, target).AsUInt32() & negativeBit);
+                    uint ignored = Vector256.ExtractMostSignificantBits(label);        // label −1
+                    sorted.AddEight(Vector256.WidenLower(low) | (Vector256.WidenLower(key) << 32),
+                                    Vector256.WidenUpper(low) | (Vector256.WidenUpper(key) << 32),
+                                    ~ignored & 0xFF, BitOperations.PopCount(Vector256.ExtractMostSignificantBits(foreground)));
+                    for (; ignored != 0; ignored &= ignored - 1)
+                    {
+                        long at = i + BitOperations.TrailingZeroCount(ignored);
+                        w[at] = IgnoredWeight(p[at]);
+                    }
+                }
+            }
+            for (; i < pixels; i++)
             {
                 int label = labels[i];
-                if (label < 0) continue;
+                if (label < 0)
+                {
+                    w[i] = IgnoredWeight(p[i]);
+                    continue;
+                }
                 bool fg = label == id;
-                sorted.Add(MathF.Abs((fg ? 1f : 0f) - p[i]), offset + i, fg);
+                float target = fg ? 1f : 0f, pi = p[i];
+                sorted.Add(MathF.Abs(target - pi), (uint)(offset + i), fg, pi < target);
             }
         }
-        var sink = new SignedWeightSink(source.Probas, signedWeights);
+        var sink = new SignedWeightSink(signedWeights);
         sorted.Walk(ref sink);
         return sink.Offset;
     }
 
+    /// <summary>Eight pixels of one class: int16 labels widened, probabilities, the foreground mask (−1 where the
+    /// label is <paramref name="classId"/>, else 0) and the target (1 or 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LoadEight(short* labels, float* probas, Vector256<int> classId, out Vector256<int> label,
+                          out Vector256<float> p, out Vector256<int> foreground, out Vector256<float> target)
+    {
+        var packed = Vector128.Load(labels);
+        label = Vector256.Create(Vector128.WidenLower(packed), Vector128.WidenUpper(packed));
+        p = Vector256.Load(probas);
+        foreground = Vector256.Equals(label, classId);
+        target = foreground.AsSingle() & Vector256.Create(1f);
+    }
+
+    /// <summary>The signed weight of an ignored pixel: 0·sign(p), as the generic path has it (−0 for p &lt; 0, which
+    /// only probabilities outside [0, 1] have).</summary>
+    static float IgnoredWeight(float p) => p < 0 ? -0f : 0f;
+
     /// <summary>Writes sign(p − fg)·w (the gradient w.r.t. p; 0 where the error is 0, as the derivative of the
-    /// reference's <c>abs</c> is there) and accumulates the row's offset −Σ sign·w·fg.</summary>
-    struct SignedWeightSink(float* probas, float* signedWeights) : IWeightSink
+    /// reference's <c>abs</c> is there, and where p is NaN) and accumulates the row's offset −Σ sign·w·fg.</summary>
+    struct SignedWeightSink(float* signedWeights) : IWeightSink
     {
         public double Offset;
 
-        public void Take(long element, bool foreground, double weight)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Take(uint element, bool foreground, bool negative, bool zeroGradient, double weight)
         {
-            float target = foreground ? 1f : 0f, p = probas[element];
-            double signedWeight = p < target ? -weight : p > target ? weight : 0;
+            double signedWeight = zeroGradient ? 0 : negative ? -weight : weight;
             signedWeights[element] = (float)signedWeight;
-            Offset -= signedWeight * target;
+            if (foreground) Offset -= signedWeight;   // −signedWeight·target, target 1 (0 adds nothing)
         }
     }
 
     /// <summary>Writes the weight itself.</summary>
     readonly struct WeightSink(float* weights) : IWeightSink
     {
-        public void Take(long element, bool foreground, double weight) => weights[element] = (float)weight;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Take(uint element, bool foreground, bool negative, bool zeroGradient, double weight) =>
+            weights[element] = (float)weight;
     }
 
-    /// <summary>Receives each element's Lovász weight, in descending order of error.</summary>
+    /// <summary>Receives each element's Lovász weight, in descending order of error, with the flags it was added
+    /// with; zeroGradient: its error is 0 or NaN.</summary>
     interface IWeightSink
     {
-        void Take(long element, bool foreground, double weight);
+        void Take(uint element, bool foreground, bool negative, bool zeroGradient, double weight);
     }
 
     /// <summary>
-    /// The valid elements of one exact row as 64-bit items: the order-preserving key in the high half, the element
-    /// index in the low half (it fits in 31 bits since numel &lt; 2^31; the top bit carries the foreground flag),
-    /// in buffers from the shared pool. One array of items moves through the radix passes instead of a key array
-    /// and an index array, which halves the scattered write streams (sort 12 instead of 17 ms per B=8, C=21,
-    /// 128×128 call, summed over threads). <see cref="Walk"/> sorts and hands out the Jaccard increments in order.
+    /// The valid elements of one exact row as 64-bit items: the order-preserving key of the error in the high half;
+    /// in the low half the element index (below 2^30, see <see cref="Supports"/>), a foreground flag and the sign
+    /// of the gradient, so that the walk needs nothing but the item (no second random read per element). One array
+    /// of items moves through the radix passes instead of a key array and an index array, which halves the
+    /// scattered write streams. <see cref="Walk"/> sorts and hands out the Jaccard increments in order.
     /// </summary>
     sealed class SortedRow(int capacity) : IDisposable
     {
-        const uint ForegroundBit = 0x8000_0000u;
+        public const uint ForegroundBit = 0x8000_0000u, NegativeBit = 0x4000_0000u, ElementMask = 0x3FFF_FFFFu;
+        /// <summary>Keys of errors 0 and +∞; keys below the latter are NaN errors. Both get a zero gradient.</summary>
+        public const uint ZeroErrorKey = 0x7FFF_FFFFu, InfiniteErrorKey = 0x007F_FFFFu;
         ulong[] items = ArrayPool<ulong>.Shared.Rent(capacity), spare = ArrayPool<ulong>.Shared.Rent(capacity);
         int count;
         long foregroundTotal;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Add(float error, long element, bool foreground)
+        public void Add(float error, uint element, bool foreground, bool negative)
         {
-            items[count++] = ((ulong)DescendingKey(error) << 32) | (uint)element | (foreground ? ForegroundBit : 0);
+            items[count++] = ((ulong)DescendingKey(error) << 32) | element
+                             | (foreground ? ForegroundBit : 0) | (negative ? NegativeBit : 0);
             if (foreground) foregroundTotal++;
         }
 
+        /// <summary>Adds eight items of which those whose bit is set in <paramref name="valid"/> are kept, in order;
+        /// <paramref name="foregrounds"/> of the kept ones are foreground.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void AddEight(Vector256<ulong> first, Vector256<ulong> second, uint valid, int foregrounds)
+        {
+            // All eight are stored (there is room: count only trails the pixels read), then compacted in place.
+            ref ulong at = ref items[count];
+            first.StoreUnsafe(ref at);
+            second.StoreUnsafe(ref at, 4);
+            foregroundTotal += foregrounds;
+            if (valid == 0xFF)
+            {
+                count += 8;
+                return;
+            }
+            int kept = count;
+            for (int lane = 0; lane < 8; lane++)
+                if ((valid >> lane & 1) != 0) items[kept++] = items[count + lane];
+            count = kept;
+        }
+
         /// <summary>Sorts by descending error and gives every element its increment of the Jaccard loss of the
-        /// sorted prefix, accumulated in double.</summary>
+        /// sorted prefix, J = 1 − (F − f)/(F + b) for f foreground and b background elements so far, in double.</summary>
         public void Walk<TSink>(ref TSink sink) where TSink : struct, IWeightSink
         {
             RadixSort(ref items, ref spare, count);
             double cumForeground = 0, cumBackground = 0, previous = 0;
             for (int j = 0; j < count; j++)
             {
-                uint packed = (uint)items[j];
+                ulong item = items[j];
+                uint packed = (uint)item, key = (uint)(item >> 32);
                 bool fg = (packed & ForegroundBit) != 0;
                 if (fg) cumForeground++; else cumBackground++;
                 double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
-                sink.Take(packed & ~ForegroundBit, fg, jaccard - previous);
+                sink.Take(packed & ElementMask, fg, (packed & NegativeBit) != 0,
+                          key == ZeroErrorKey || key < InfiniteErrorKey, jaccard - previous);
                 previous = jaccard;
             }
         }
@@ -277,7 +358,6 @@ internal static unsafe class LovaszCpuKernel
             if (Vector256.IsHardwareAccelerated)
             {
                 var classId = Vector256.Create(id);
-                var one = Vector256.Create(1f);
                 var binCount = Vector256.Create((float)bins);
                 var lastBin = Vector256.Create(bins - 1);
                 var ignoredBin = Vector256.Create(bins);
@@ -285,11 +365,7 @@ internal static unsafe class LovaszCpuKernel
                 var zeroBit = Vector256.Create(ZeroCode);
                 for (; i + 8 <= pixels; i += 8)
                 {
-                    var packed = Vector128.Load(labels + i);
-                    var label = Vector256.Create(Vector128.WidenLower(packed), Vector128.WidenUpper(packed));
-                    var p = Vector256.Load(probas + i);
-                    var foreground = Vector256.Equals(label, classId);                         // −1 or 0 per lane
-                    var target = foreground.AsSingle() & one;
+                    LoadEight(labels + i, probas + i, classId, out var label, out var p, out var foreground, out var target);
                     var error = Vector256.Abs(target - p);
                     var fromTop = Vector256.Min(Vector256.Max(Vector256.ConvertToInt32(error * binCount), Vector256<int>.Zero), lastBin);
                     var bin = Vector256.ConditionalSelect(Vector256.LessThan(label, Vector256<int>.Zero), ignoredBin, lastBin - fromTop);
@@ -378,7 +454,7 @@ internal static unsafe class LovaszCpuKernel
             long offset = (b * view.Classes + k) * view.Pixels, validOffset = b * view.Pixels;
             for (long i = 0; i < view.Pixels; i++)
                 if (view.Valid[validOffset + i] != 0)
-                    sorted.Add(view.Errors[offset + i], offset + i, view.Foreground[offset + i] != 0);
+                    sorted.Add(view.Errors[offset + i], (uint)(offset + i), view.Foreground[offset + i] != 0, false);
         }
         var sink = new WeightSink(weights);
         sorted.Walk(ref sink);
@@ -410,15 +486,29 @@ internal static unsafe class LovaszCpuKernel
     static void RadixSort(ref ulong[] items, ref ulong[] spare, int n)
     {
         const int Radix = 2048;
-        Span<int> counts = stackalloc int[3 * Radix];
+        // Counted in two halves with their own tables: many neighbouring keys share the top digit (the exponent),
+        // and one table would chain their increments through memory.
+        Span<int> counts = stackalloc int[6 * Radix];
         counts.Clear();
-        for (int i = 0; i < n; i++)
+        int half = n / 2;
+        for (int i = 0; i < half; i++)
+        {
+            uint key = (uint)(items[i] >> 32), other = (uint)(items[half + i] >> 32);
+            counts[(int)(key & 0x7FF)]++;
+            counts[Radix + (int)((key >> 11) & 0x7FF)]++;
+            counts[2 * Radix + (int)(key >> 22)]++;
+            counts[3 * Radix + (int)(other & 0x7FF)]++;
+            counts[4 * Radix + (int)((other >> 11) & 0x7FF)]++;
+            counts[5 * Radix + (int)(other >> 22)]++;
+        }
+        for (int i = 2 * half; i < n; i++)
         {
             uint key = (uint)(items[i] >> 32);
             counts[(int)(key & 0x7FF)]++;
             counts[Radix + (int)((key >> 11) & 0x7FF)]++;
             counts[2 * Radix + (int)(key >> 22)]++;
         }
+        for (int d = 0; d < 3 * Radix; d++) counts[d] += counts[3 * Radix + d];
         for (int pass = 0; pass < 3; pass++)
         {
             var count = counts.Slice(pass * Radix, Radix);

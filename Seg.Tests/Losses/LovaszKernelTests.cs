@@ -95,6 +95,35 @@ public class LovaszKernelTests
         else Assert.True(kernelOffsets.allclose(genericOffsets, rtol: 1e-6, atol: 1e-7));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FusedExactKernelMatchesGenericPathOnTiesAndOutOfRangeProbabilities(bool perImage)
+    {
+        // Probabilities as a caller may pass them, not only softmax output: many ties (a few distinct values),
+        // exact 0 and 1 (zero error, zero gradient), values below 0 and above 1 (the gradient's sign flips), long
+        // rows with ignored pixels in every pattern of an eight-pixel block, and a pixel count that leaves a
+        // scalar tail.
+        using var scope = NewDisposeScope();
+        var g = new Generator(11);
+        long[] shape = [3, 6, 1457];
+        float[] levels = [-0.25f, 0f, 0.125f, 0.25f, 0.5f, 0.75f, 1f, 1.5f, 3f];
+        var pick = randint(0, levels.Length, shape, generator: g);
+        var probas = tensor(levels).index_select(0, pick.flatten()).view(shape);
+        var smooth = rand(shape, generator: g);
+        probas = where(rand(shape, generator: g).lt(0.5), probas, smooth);          // half tied, half distinct
+        var labels = randint(0, 6, [3, 1457], generator: g).masked_fill(rand([3, 1457], generator: g).lt(0.2), -1);
+        long[] ids = [0, 1, 2, 3, 4, 5];
+        var (kernelWeights, kernelOffsets) = LovaszCpuKernel.SoftmaxTerms(probas, labels, ids, perImage, bins: 0);
+        var valid = labels.ge(0).view(3, 1, 1457);
+        var foreground = labels.view(3, 1, 1457).eq(arange(6).view(1, 6, 1)) & valid;
+        var (genericWeights, genericOffsets) = LovaszWeights.SoftmaxTerms(probas, foreground, valid, perImage, bins: 0);
+        TensorData.AssertBitwiseEqual(kernelWeights, genericWeights);
+        TensorData.AssertBitwiseEqual(kernelOffsets, genericOffsets);
+        Assert.True(kernelWeights.lt(0).any().item<bool>() && kernelWeights.gt(0).any().item<bool>());
+        Assert.Equal(0f, kernelWeights.masked_select(~valid.expand(shape)).abs().sum().item<float>());
+    }
+
     [Fact]
     public void ExactKernelOrdersNegativeAndInfiniteErrors()
     {
