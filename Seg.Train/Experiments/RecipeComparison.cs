@@ -87,8 +87,10 @@ public static class RecipeComparison
         var trained = new List<double>();
         var watch = Stopwatch.StartNew();
         var index = 0;
-        foreach (var recipe in recipes)
-            for (var seed = 0; seed < o.Seeds; seed++)
+        // Seed-major order: every recipe has its first seed before any gets a second, so an interrupted
+        // comparison still covers all recipes.
+        for (var seed = 0; seed < o.Seeds; seed++)
+            foreach (var recipe in recipes)
             {
                 index++;
                 var dir = System.IO.Path.Combine(o.Output, recipe.Name, $"seed{seed}");
