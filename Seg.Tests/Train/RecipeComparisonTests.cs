@@ -151,6 +151,15 @@ public class RecipeComparisonTests : IDisposable
     }
 
     [Fact]
+    public void DataSeedIsOptionalAndChecked()
+    {
+        Assert.Null(ConfigLoader.Parse("data: { type: shapes }", "t.yaml").Data.Seed);
+        Assert.Equal(7, ConfigLoader.Parse("data: { type: shapes, seed: 7 }", "t.yaml").Data.Seed);
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("data: { type: shapes, seed: one }", "t.yaml"));
+        Assert.Contains("data.seed", e.Message);
+    }
+
+    [Fact]
     public void ShippedRecipesAreValidAndShareOneBudget()
     {
         var folder = Path.Combine(ConfigLoaderTests.FindConfigsDirectory(), "recipes");
