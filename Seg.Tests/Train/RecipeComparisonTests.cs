@@ -79,6 +79,35 @@ public class RecipeComparisonTests : IDisposable
     }
 
     [Fact]
+    public void DifferencesArePairedBySeed()
+    {
+        var runs = new[]
+        {
+            Run("ce", 0, 0.60), Run("ce", 1, 0.62), Run("ce", 2, 0.64),
+            // mIoU^D: +0.10, +0.09, +0.08 → mean +0.09, std 0.01 (beyond). mIoU^I: +0.02, −0.01, +0.02 → mean +0.01,
+            // squared deviations 0.0001 + 0.0004 + 0.0001 = 0.0006, / 2 → std √0.0003 = 0.0173 (not beyond).
+            Run("jml", 2, 0.72, miouI: 0.52), Run("jml", 0, 0.70, miouI: 0.52), Run("jml", 1, 0.71, miouI: 0.49),
+        };
+        var summary = new RecipeSummary([("ce", "CE"), ("jml", "CE + JML")], runs);
+        var (jml, ce) = (summary.Rows[1], summary.Rows[0]);
+
+        var d = RecipeSummary.PairedDifference(jml, ce, "mIoU")!.Value;
+        Assert.Equal((0.09, 0.01, 3), (Math.Round(d.Mean, 12), Math.Round(d.Std, 12), d.Count));
+        Assert.True(RecipeSummary.BeyondSpread(d));
+        var i = RecipeSummary.PairedDifference(jml, ce, "mIoU_I")!.Value;
+        Assert.Equal(0.01, i.Mean, 12);
+        Assert.Equal(Math.Sqrt(0.0003), i.Std, 12);
+        Assert.False(RecipeSummary.BeyondSpread(i));
+        Assert.Contains("| `jml` | **+0.090 ± 0.010** (3/3) | +0.010 ± 0.017 (2/3) | 0.000 ± 0.000 (0/3) |", summary.ToMarkdown());
+
+        // One shared seed gives a difference but no spread, so never a finding; no shared seed gives none.
+        var one = new RecipeSummary([("ce", ""), ("jml", "")], [Run("ce", 0, 0.6), Run("jml", 0, 0.7), Run("jml", 1, 0.7)]);
+        Assert.False(RecipeSummary.BeyondSpread(RecipeSummary.PairedDifference(one.Rows[1], one.Rows[0], "mIoU")!.Value));
+        var none = new RecipeSummary([("ce", ""), ("jml", "")], [Run("ce", 0, 0.6), Run("jml", 1, 0.7)]);
+        Assert.Null(RecipeSummary.PairedDifference(none.Rows[1], none.Rows[0], "mIoU"));
+    }
+
+    [Fact]
     public void CsvAndJsonCarryTheSameFigures()
     {
         var summary = new RecipeSummary([("ce", "CE")], [Run("ce", 0, 0.60), Run("ce", 1, 0.62), Run("ce", 2, 0.64)]);

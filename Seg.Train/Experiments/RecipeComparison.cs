@@ -82,6 +82,7 @@ public static class RecipeComparison
         log.WriteLine($"  {string.Join(", ", recipes.Select(r => r.Name))}" +
                       (o.Iterations is { } it ? $"; train.iterations={it}" : "") + (o.Threads is { } th ? $"; train.threads={th}" : ""));
 
+        var earlier = ReadSeconds(System.IO.Path.Combine(o.Output, "runs.csv"));
         var runs = new List<RecipeRun>();
         var failed = new List<string>();
         var trained = new List<double>();
@@ -98,7 +99,7 @@ public static class RecipeComparison
                 if (o.Reuse && File.Exists(metrics))
                 {
                     log.WriteLine($"[{index}/{total}] {recipe.Name} seed {seed}: reusing {metrics}");
-                    runs.Add(RecipeRun.FromMetricsJson(recipe.Name, seed, metrics, double.NaN));
+                    runs.Add(RecipeRun.FromMetricsJson(recipe.Name, seed, metrics, earlier.GetValueOrDefault((recipe.Name, seed), double.NaN)));
                     continue;
                 }
                 var eta = trained.Count > 0 ? TimeSpan.FromSeconds(trained.Average() * (total - index + 1)).ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "after the first run";
@@ -152,6 +153,21 @@ public static class RecipeComparison
         if (unknown.Count > 0)
             throw new ArgumentException($"--only: no recipe named {string.Join(", ", unknown.Select(n => $"'{n}'"))} in '{o.Recipes}' (recipes: {string.Join(", ", all.Select(r => r.Name))})");
         return all.Where(r => o.Only.Contains(r.Name)).ToList();
+    }
+
+    /// <summary>Run times recorded in an earlier <c>runs.csv</c>, so that <c>--reuse</c> keeps them.</summary>
+    static Dictionary<(string, int), double> ReadSeconds(string path)
+    {
+        var seconds = new Dictionary<(string, int), double>();
+        if (!File.Exists(path)) return seconds;
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            var f = line.Split(',');
+            if (f.Length > 2 && int.TryParse(f[1], CultureInfo.InvariantCulture, out var seed)
+                && double.TryParse(f[2], NumberStyles.Float, CultureInfo.InvariantCulture, out var s))
+                seconds[(f[0], seed)] = s;
+        }
+        return seconds;
     }
 
     static RecipeSummary Write(string output, IReadOnlyList<Recipe> recipes, IReadOnlyList<RecipeRun> runs)

@@ -55,7 +55,7 @@ public static class RecipePlot
         var seeds = summary.Rows.Count > 0 ? summary.Rows.Max(r => r.Runs.Count) : 0;
         plot.Title($"Validation scores per recipe ({seeds} seeds: dots; mean ± std: squares and bars)");
         plot.YLabel("score");
-        plot.ShowLegend(Alignment.LowerRight);
+        plot.ShowLegend(Alignment.UpperRight);
         plot.SavePng(path, 1000, 520);
     }
 }

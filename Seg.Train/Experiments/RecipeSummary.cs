@@ -9,7 +9,7 @@ namespace Seg.Train.Experiments;
 /// <param name="Recipe">The recipe's name (its file name without <c>.yaml</c>).</param>
 /// <param name="Seed">The run's <c>train.seed</c>.</param>
 /// <param name="Scores">Metric key (<see cref="RecipeSummary.Metrics"/>) → value in [0, 1].</param>
-/// <param name="Seconds">Wall-clock time of the run, evaluation included.</param>
+/// <param name="Seconds">Wall-clock time of the run, evaluation included (NaN: not known, a reused run).</param>
 public sealed record RecipeRun(string Recipe, int Seed, IReadOnlyDictionary<string, double> Scores, double Seconds)
 {
     /// <summary>The scores of <c>metrics.json</c> at <paramref name="path"/>.</summary>
@@ -48,7 +48,9 @@ public readonly record struct MeanStd(double Mean, double Std, int Count)
 /// The comparison table of <c>Seg.Bench recipes</c>: per recipe, mean ± standard deviation over seeds of mIoU^D,
 /// mIoU^I, mIoU^C and mIoU^I_10, and each recipe's difference from the first (the baseline). A difference counts
 /// as a finding only where it exceeds the spread: |Δ mean| greater than the sum of the two standard deviations
-/// (the mean ± std bars do not overlap).
+/// (the mean ± std bars do not overlap). Because run s of every recipe starts from the same weights and sees the
+/// same batches (same <c>train.seed</c>), the table also gives the differences paired by seed: mean ± std over
+/// seeds of (recipe − baseline), beyond its spread where |mean| &gt; std.
 /// </summary>
 public sealed class RecipeSummary
 {
@@ -80,6 +82,19 @@ public sealed class RecipeSummary
 
     /// <summary>True where the difference of two means exceeds the spread: |a.Mean − b.Mean| &gt; a.Std + b.Std.</summary>
     public static bool BeyondSpread(MeanStd a, MeanStd b) => Math.Abs(a.Mean - b.Mean) > a.Std + b.Std;
+
+    /// <summary>
+    /// Per seed that both recipes ran, <paramref name="recipe"/>'s score minus <paramref name="baseline"/>'s on
+    /// <paramref name="metric"/>, summarised; null when they share no seed.
+    /// </summary>
+    public static MeanStd? PairedDifference(Row recipe, Row baseline, string metric)
+    {
+        var differences = recipe.Runs.Join(baseline.Runs, r => r.Seed, b => b.Seed, (r, b) => r.Scores[metric] - b.Scores[metric]).ToList();
+        return differences.Count > 0 ? MeanStd.Of(differences) : null;
+    }
+
+    /// <summary>True where a paired difference exceeds its own spread: |mean| &gt; std (and more than one seed).</summary>
+    public static bool BeyondSpread(MeanStd paired) => paired.Count > 1 && Math.Abs(paired.Mean) > paired.Std;
 
     /// <summary>The Markdown table, then the differences from the baseline (the first row).</summary>
     public string ToMarkdown()
@@ -115,6 +130,26 @@ public sealed class RecipeSummary
             }
             s.AppendLine();
         }
+        s.AppendLine();
+        s.AppendLine($"Differences from `{baseline.Recipe}` paired by seed (same initial weights and batches): mean ± std over seeds of recipe − baseline, " +
+                     "and at how many seeds the recipe was ahead (**bold**: |mean| > std):");
+        s.AppendLine();
+        s.Append("| recipe |");
+        foreach (var (_, label) in Metrics) s.Append($" Δ {label} |");
+        s.AppendLine();
+        s.Append("|---|").Append(string.Concat(Enumerable.Repeat("---:|", Metrics.Count))).AppendLine();
+        foreach (var row in Rows.Skip(1))
+        {
+            s.Append($"| `{row.Recipe}` |");
+            foreach (var (key, _) in Metrics)
+            {
+                if (PairedDifference(row, baseline, key) is not { } d) { s.Append(" – |"); continue; }
+                var ahead = row.Runs.Join(baseline.Runs, r => r.Seed, b => b.Seed, (r, b) => r.Scores[key] > b.Scores[key]).Count(x => x);
+                var text = string.Create(CultureInfo.InvariantCulture, $"{d.Mean:+0.000;-0.000;0.000} ± {d.Std:F3}");
+                s.Append(BeyondSpread(d) ? $" **{text}** ({ahead}/{d.Count}) |" : $" {text} ({ahead}/{d.Count}) |");
+            }
+            s.AppendLine();
+        }
         return s.ToString();
     }
 
@@ -141,7 +176,7 @@ public sealed class RecipeSummary
             var runs = new JsonArray();
             foreach (var r in row.Runs)
             {
-                var o = new JsonObject { ["seed"] = r.Seed, ["seconds"] = Math.Round(r.Seconds, 1) };
+                var o = new JsonObject { ["seed"] = r.Seed, ["seconds"] = double.IsNaN(r.Seconds) ? null : Math.Round(r.Seconds, 1) };
                 foreach (var (key, _) in Metrics) o[key] = r.Scores[key];
                 runs.Add(o);
             }
