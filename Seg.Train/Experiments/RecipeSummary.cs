@@ -100,10 +100,7 @@ public sealed class RecipeSummary
     public string ToMarkdown()
     {
         var s = new StringBuilder();
-        s.Append("| recipe | loss | runs |");
-        foreach (var (_, label) in Metrics) s.Append($" {label} |");
-        s.AppendLine();
-        s.Append("|---|---|---:|").Append(string.Concat(Enumerable.Repeat("---:|", Metrics.Count))).AppendLine();
+        Header(s, "| recipe | loss | runs |", "|---|---|---:|", "");
         foreach (var row in Rows)
         {
             s.Append($"| `{row.Recipe}` | {row.Description} | {row.Runs.Count} |");
@@ -115,10 +112,7 @@ public sealed class RecipeSummary
         s.AppendLine();
         s.AppendLine($"Difference of means from `{baseline.Recipe}` (**bold**: beyond the spread, |Δ| > std + std of the two recipes):");
         s.AppendLine();
-        s.Append("| recipe |");
-        foreach (var (_, label) in Metrics) s.Append($" Δ {label} |");
-        s.AppendLine();
-        s.Append("|---|").Append(string.Concat(Enumerable.Repeat("---:|", Metrics.Count))).AppendLine();
+        Header(s, "| recipe |", "|---|", "Δ ");
         foreach (var row in Rows.Skip(1))
         {
             s.Append($"| `{row.Recipe}` |");
@@ -134,10 +128,7 @@ public sealed class RecipeSummary
         s.AppendLine($"Differences from `{baseline.Recipe}` paired by seed (same initial weights and batches): mean ± std over seeds of recipe − baseline, " +
                      "and at how many seeds the recipe was ahead (**bold**: |mean| > std):");
         s.AppendLine();
-        s.Append("| recipe |");
-        foreach (var (_, label) in Metrics) s.Append($" Δ {label} |");
-        s.AppendLine();
-        s.Append("|---|").Append(string.Concat(Enumerable.Repeat("---:|", Metrics.Count))).AppendLine();
+        Header(s, "| recipe |", "|---|", "Δ ");
         foreach (var row in Rows.Skip(1))
         {
             s.Append($"| `{row.Recipe}` |");
@@ -151,6 +142,15 @@ public sealed class RecipeSummary
             s.AppendLine();
         }
         return s.ToString();
+    }
+
+    /// <summary>A table's header: the leading columns, then one right-aligned column per metric.</summary>
+    static void Header(StringBuilder s, string first, string firstRule, string prefix)
+    {
+        s.Append(first);
+        foreach (var (_, label) in Metrics) s.Append($" {prefix}{label} |");
+        s.AppendLine();
+        s.Append(firstRule).Append(string.Concat(Enumerable.Repeat("---:|", Metrics.Count))).AppendLine();
     }
 
     /// <summary>CSV, one line per recipe and metric: <c>recipe,metric,mean,std,n,values</c> (values: per seed, ';'-separated).</summary>
