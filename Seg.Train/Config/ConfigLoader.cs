@@ -164,6 +164,7 @@ public static class ConfigLoader
             Size = s.Int("size", 128, 8),
             TrainCount = s.OptionalInt("train_count", 1),
             ValCount = s.OptionalInt("val_count", 1),
+            Seed = s.OptionalInt("seed"),
             ClassNames = s.StringList("class_names"),
             Augment = BindTransforms(s, "augment"),
             ValTransforms = BindTransforms(s, "val_transforms"),

@@ -91,6 +91,9 @@ public sealed record DataConfig
     public int? TrainCount { get; init; }
     /// <summary>Validation samples of a generated dataset (null: the dataset's default).</summary>
     public int? ValCount { get; init; }
+    /// <summary>Seed of the generated datasets' samples (shapes, fmnist_scenes); null: <c>train.seed</c>. Setting it
+    /// keeps the scenes (train and val) fixed while <c>train.seed</c> varies weights, data order and augmentation.</summary>
+    public int? Seed { get; init; }
     /// <summary>Class names for the <c>folder</c> dataset.</summary>
     public IReadOnlyList<string>? ClassNames { get; init; }
     /// <summary>Training augmentation, in order (each item: <c>type</c> plus its arguments). Null: a default
@@ -210,7 +213,7 @@ public sealed record TrainLoopConfig
     public int CheckpointEvery { get; init; } = 1000;
     /// <summary>Append a <c>train_log.csv</c> row every N iterations.</summary>
     public int LogEvery { get; init; } = 1;
-    /// <summary>Seed of weights, data order and augmentation.</summary>
+    /// <summary>Seed of weights, data order and augmentation, and of the generated datasets unless <c>data.seed</c> is set.</summary>
     public int Seed { get; init; }
     /// <summary><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "auto";
