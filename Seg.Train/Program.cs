@@ -1,6 +1,9 @@
 using Seg.Core;
 using Seg.Train.Cli;
+using Seg.Train.Training;
 
+// Before libtorch allocates anything: keep freed heap memory for the next step (see HeapTuning).
+HeapTuning.Apply();
 // Native libraries that fail to load are reported like every other failure: one line naming the cause and the fix.
 var status = SegCli.Guard(() => { SegRuntime.Initialize(); return 0; });
 if (status == 0 && SegRuntime.Note is { } note) Console.Error.WriteLine("note: " + note);

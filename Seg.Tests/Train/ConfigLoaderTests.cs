@@ -110,14 +110,14 @@ public class ConfigLoaderTests
     }
 
     [Fact]
-    public void EmbeddedDefaultIsValidAndTrainsCeThenLovasz()
+    public void EmbeddedDefaultIsValidAndTrainsCePlusLovaszFromTheStart()
     {
         var c = ConfigLoader.LoadDefault();
         Assert.Equal("default", c.Name);
         Assert.Equal("shapes", c.Data.Type);
         Assert.Equal("unet", c.Model.Name);
         Assert.Equal(["cross_entropy", "lovasz_softmax"], c.Loss.Select(t => t.Type));
-        Assert.Equal(0.5, c.Loss[1].Start);
+        Assert.Equal(0.0, c.Loss[1].Start);   // from step 0: CE alone plateaus near mIoU 0.4 (README, Default run)
     }
 
     [Fact]
