@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Running;
 using Seg.Core;
 
+HeapTuning.Apply();   // as Seg.Train does: keep freed heap memory for the next step
 SegRuntime.Initialize();
 if (SegRuntime.Note is { } note) Console.Error.WriteLine("note: " + note);
 if (args is ["softmax-family", .. var experimentArgs])

@@ -24,6 +24,15 @@ public static class TrainStepComparison
 
     public static int Run(string[] args)
     {
+        if (args is ["--help"] or ["-h"])
+        {
+            Console.WriteLine("train-step [--device cpu|cuda|auto] [--threads N] [--rounds N] [--steps N] [--warmup N] [--bins N]\n" +
+                              "           [--losses ce,ce_lovasz] [--python PATH (default /usr/bin/python3)] [--script PATH] [--no-pytorch]\n" +
+                              "           [--pytorch-onednn same|on|off (default same: as Seg in this process)] [--json FILE]\n" +
+                              "The default config's UNet step (forward, backward, AdamW) in Seg and in PyTorch (Seg.Bench/pytorch/train_step.py),\n" +
+                              "rounds alternated; prints medians and Seg ÷ PyTorch.");
+            return 0;
+        }
         var o = Options.Parse(args);
         SegRuntime.Initialize();
         if (o.Threads > 0) set_num_threads(o.Threads);
@@ -116,6 +125,9 @@ public static class TrainStepComparison
                      "--steps", $"{o.Steps}", "--warmup", $"{o.Warmup}", "--threads", $"{get_num_threads()}",
                      "--mkldnn", PyTorchUsesOneDnn(o) ? "on" : "off" })
             psi.ArgumentList.Add(a);
+        // The same heap settings as this process, so that neither side pays page faults the other does not.
+        if (HeapTuning.Applied)
+            foreach (var (key, value) in HeapTuning.EnvironmentEquivalent) psi.Environment[key] = value;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {o.Python}");
         var stderr = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEnd();

@@ -6,7 +6,12 @@ namespace Seg.Tests;
 internal static class TestRuntime
 {
     /// <summary>Every test class runs on a libtorch set up as Seg's applications set it up (the GLIBCXX fix, and
-    /// no oneDNN convolutions on hosts that hide their cache sizes), whichever test touches torch first.</summary>
+    /// no oneDNN convolutions on hosts that hide their cache sizes, the heap kept between steps), whichever test
+    /// touches torch first.</summary>
     [ModuleInitializer]
-    internal static void Initialize() => SegRuntime.Initialize();
+    internal static void Initialize()
+    {
+        HeapTuning.Apply();
+        SegRuntime.Initialize();
+    }
 }

@@ -100,7 +100,11 @@ def main():
                     help="off: ATen's own convolutions, as Seg uses on CPUs where oneDNN is switched off")
     a = ap.parse_args()
     torch.backends.mkldnn.enabled = a.mkldnn == "on"
-    torch.backends.nnpack.enabled = a.mkldnn == "on"
+    try:  # not every build has NNPACK (Debian's 1.13 has no torch.backends.nnpack)
+        import torch.backends.nnpack as nnpack
+        nnpack.set_flags(a.mkldnn == "on")
+    except ImportError:
+        pass
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)

@@ -43,7 +43,6 @@ public class ShapesLearnabilityTests
         var dir = Directory.CreateTempSubdirectory("seg-default-").FullName;
         try
         {
-            HeapTuning.Apply();   // as Seg.Train's Program does (process-wide; only speed depends on it)
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var outcome = Trainer.Run(new TrainRequest(ConfigLoader.DefaultYaml(), "embedded default config", [], dir, false));
             Assert.Equal(TrainStatus.Completed, outcome.Status);

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Seg.Train.Training;
+namespace Seg.Core;
 
 /// <summary>
 /// Keeps glibc's heap from handing freed memory back to the kernel at every training step. libtorch's CPU
@@ -12,6 +12,8 @@ namespace Seg.Train.Training;
 /// <c>MALLOC_MMAP_THRESHOLD_</c>, <c>MALLOC_TRIM_THRESHOLD_</c> and <c>MALLOC_TOP_PAD_</c>). The price is that the
 /// process keeps its peak heap until it exits, which a training run reaches in its first steps anyway.
 /// The user's own glibc settings (<c>GLIBC_TUNABLES</c>, <c>MALLOC_*_</c>) win; other C libraries are left alone.
+/// Seg's applications call <see cref="Apply"/> first thing; a library user's training program may do the same
+/// (it changes the whole process's malloc, so <see cref="SegRuntime.Initialize"/> does not do it for them).
 /// </summary>
 public static partial class HeapTuning
 {
@@ -28,13 +30,26 @@ public static partial class HeapTuning
         {
             // Buffers up to 32 MiB (the most glibc accepts) from the heap, never trim it (the largest value mallopt
             // takes), and grow it 256 MiB at a time.
-            return mallopt(MmapThreshold, 32 << 20) == 1 & mallopt(TrimThreshold, int.MaxValue) == 1 & mallopt(TopPad, 256 << 20) == 1;
+            Applied = mallopt(MmapThreshold, 32 << 20) == 1 & mallopt(TrimThreshold, int.MaxValue) == 1 & mallopt(TopPad, 256 << 20) == 1;
+            return Applied;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             return false;   // not glibc (musl has no mallopt)
         }
     }
+
+    /// <summary>The same settings as environment variables, for a child process (e.g. the PyTorch side of a
+    /// benchmark, so that both sides run with the same heap).</summary>
+    public static IReadOnlyDictionary<string, string> EnvironmentEquivalent { get; } = new Dictionary<string, string>
+    {
+        ["MALLOC_MMAP_THRESHOLD_"] = $"{32 << 20}",
+        ["MALLOC_TRIM_THRESHOLD_"] = $"{int.MaxValue}",
+        ["MALLOC_TOP_PAD_"] = $"{256 << 20}",
+    };
+
+    /// <summary>Whether <see cref="Apply"/> changed this process's heap settings.</summary>
+    public static bool Applied { get; private set; }
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int mallopt(int param, int value);
