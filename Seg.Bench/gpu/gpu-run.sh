@@ -40,7 +40,8 @@ t 20 "$seg/Seg.Train" --help > "$out/help.txt" 2>&1; tail -3 "$out/help.txt"
 t 180 "$seg/Seg.Train" train --set train.device=cuda -o "$out/run-cuda" > "$out/train-cuda.log" 2>&1; grep -vE '^train [0-9]+/' "$out/train-cuda.log" | tail -12
 t 45 "$seg/Seg.Train" train --set train.device=cpu --set train.iterations=300 --set train.eval_every=300 --set schedule.warmup_iters=20 -o "$out/run-cpu" > "$out/train-cpu.log" 2>&1; grep -vE '^train [0-9]+/' "$out/train-cpu.log" | tail -5
 t 90 "$seg/Seg.Bench" loss-step --device cuda --rounds 5 --steps 20 2>&1 | tee "$out/loss-step-cuda.txt" | tail -9
-t 100 "$seg/Seg.Bench" train-step --device cuda --rounds 5 --steps 30 --threads 4 --python "$py" --json "$out/train-step-cuda.json" 2>&1 | tee "$out/train-step-cuda.txt" | grep -v round
+t 100 "$seg/Seg.Bench" train-step --device cuda --rounds 5 --steps 30 --threads 4 --python "$py" --json "$out/train-step-cuda.json" 2>&1 | tee "$out/train-step-cuda.txt" | grep -vE '^  ce(_lovasz)? round'
+SEG_BENCH_DEVICE=cuda t 60 "$seg/Seg.Bench" sync-check 2>&1 | tee "$out/sync-check.txt" | tail -15
 cp "$out"/run-*/metrics.json "$out/" 2>/dev/null
 rm -rf "$out"/run-*/checkpoints
 echo "== done"
