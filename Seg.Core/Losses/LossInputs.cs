@@ -84,6 +84,11 @@ internal static class LossInputs
         return zeros(length, ScalarType.Int64, device: values.device).scatter_add_(0, flat, ones_like(flat));
     }
 
+    /// <summary>|d| computed as d·sign(d) with the sign held constant: abs's values and its gradient (0 at d = 0, as
+    /// the reference losses' <c>abs</c> gives), and unlike <c>abs</c> it has a meta kernel in libtorch 2.10, so the
+    /// no-synchronisation tests can run the losses on the meta device.</summary>
+    internal static Tensor Magnitude(Tensor difference) => difference * difference.detach().sign();
+
     /// <summary>Mean of per-pixel values over the pixels where <paramref name="mask"/> is 1; 0 (attached to the
     /// graph) when there are none, where a plain mean would be 0/0.</summary>
     public static Tensor MaskedMean(Tensor perPixel, Tensor mask) => (perPixel * mask).sum() / mask.sum().clamp_min(1);

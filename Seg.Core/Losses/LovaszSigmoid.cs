@@ -44,10 +44,7 @@ public static partial class Lovasz
             : x.permute(1, 0, 2).reshape(channels, 1, batch * pixels);
         var validRows = Rows(valid);
         var foreground = Rows(t.eq(1)) & validRows;
-        var difference = foreground.to(work) - Rows(probas.to(work).reshape(batch, channels, pixels));
-        // |d| as d·sign(d) with the sign held constant: abs's values and its zero gradient at error 0, and unlike
-        // abs it has a meta kernel, so the no-synchronisation tests can run it on the meta device.
-        var errors = difference * difference.detach().sign();
+        var errors = LossInputs.Magnitude(foreground.to(work) - Rows(probas.to(work).reshape(batch, channels, pixels)));
         var weights = LovaszWeights.Exact(errors, foreground, validRows, perImage: true);
         var rowLoss = (errors * weights).sum([1, 2]);                                  // [R]; 0 for a row without labels
         Tensor channelLoss = rowLoss;                                                  // [C]

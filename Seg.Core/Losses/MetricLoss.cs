@@ -107,10 +107,7 @@ public static class MetricLoss
     {
         var xNorm = x.sum(-1);
         var yNorm = y.sum(-1);
-        var difference = x - y;
-        // ‖x − y‖₁ as Σ d·sign(d) with the sign held constant: abs's values and gradient, and a meta kernel (abs has
-        // none in libtorch 2.10), so the no-synchronisation tests can run the loss on the meta device.
-        var tp = (xNorm + yNorm - (difference * difference.detach().sign()).sum(-1)) / 2;
+        var tp = (xNorm + yNorm - LossInputs.Magnitude(x - y).sum(-1)) / 2;
         return (tp, xNorm - tp, yNorm - tp);
     }
 

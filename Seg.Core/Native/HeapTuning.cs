@@ -19,18 +19,27 @@ public static partial class HeapTuning
 {
     const int TrimThreshold = -1, TopPad = -2, MmapThreshold = -3;   // mallopt parameters, <malloc.h>
 
+    // Buffers up to 32 MiB (the most glibc accepts) from the heap, never trim it (the largest value mallopt takes),
+    // and grow it 256 MiB at a time: each as the mallopt parameter and its environment variable.
+    static readonly (int Parameter, string Variable, int Value)[] Settings =
+    [
+        (MmapThreshold, "MALLOC_MMAP_THRESHOLD_", 32 << 20),
+        (TrimThreshold, "MALLOC_TRIM_THRESHOLD_", int.MaxValue),
+        (TopPad, "MALLOC_TOP_PAD_", 256 << 20),
+    ];
+
     /// <summary>Applies the settings on Linux with glibc, unless the environment sets malloc tunables.
     /// Returns whether they were applied.</summary>
     public static bool Apply()
     {
         if (!OperatingSystem.IsLinux()) return false;
-        foreach (var name in new[] { "GLIBC_TUNABLES", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_" })
+        foreach (var name in Settings.Select(s => s.Variable).Prepend("GLIBC_TUNABLES"))
             if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(name))) return false;
         try
         {
-            // Buffers up to 32 MiB (the most glibc accepts) from the heap, never trim it (the largest value mallopt
-            // takes), and grow it 256 MiB at a time.
-            Applied = mallopt(MmapThreshold, 32 << 20) == 1 & mallopt(TrimThreshold, int.MaxValue) == 1 & mallopt(TopPad, 256 << 20) == 1;
+            bool all = true;
+            foreach (var (parameter, _, value) in Settings) all &= mallopt(parameter, value) == 1;
+            Applied = all;
             return Applied;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -41,12 +50,8 @@ public static partial class HeapTuning
 
     /// <summary>The same settings as environment variables, for a child process (e.g. the PyTorch side of a
     /// benchmark, so that both sides run with the same heap).</summary>
-    public static IReadOnlyDictionary<string, string> EnvironmentEquivalent { get; } = new Dictionary<string, string>
-    {
-        ["MALLOC_MMAP_THRESHOLD_"] = $"{32 << 20}",
-        ["MALLOC_TRIM_THRESHOLD_"] = $"{int.MaxValue}",
-        ["MALLOC_TOP_PAD_"] = $"{256 << 20}",
-    };
+    public static IReadOnlyDictionary<string, string> EnvironmentEquivalent { get; } =
+        Settings.ToDictionary(s => s.Variable, s => s.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>Whether <see cref="Apply"/> changed this process's heap settings.</summary>
     public static bool Applied { get; private set; }
