@@ -112,6 +112,6 @@ public static class LabelChecks
         checks[key] = new Pending(failed.DetachFromDisposeScope(), firstBad.DetachFromDisposeScope(), shape, classCount, what);
     }
 
-    static ArgumentException OutOfRange(long value, string shape, long classCount, string what) =>
+    internal static ArgumentException OutOfRange(long value, string shape, long classCount, string what) =>
         new($"labels {shape} hold {value}: label {value} is outside the {classCount} classes [0,{classCount}) of {what} and is not the ignore index.", "labels");
 }

@@ -68,8 +68,17 @@ public static partial class Lovasz
         long batch = ps[0];
         long pixels = ls[1] * ls[2];
         long classCount = binary ? 2 : ps[1];
-        var flatLabels = y.reshape(batch, 1, pixels);
-        var valid = LossInputs.CheckedValidMask(y, ignoreIndex, classCount, $"probas {LossInputs.Shape(probas)}").reshape(batch, 1, pixels);
+        string what = $"probas {LossInputs.Shape(probas)}";
+        // float32 on the CPU takes the fused kernel, which also reads the labels in one pass of its own.
+        bool kernel = allowCpuKernel && LovaszCpuKernel.SupportsSoftmax(probas, classCount) && !LabelChecks.Defers(y);
+        Tensor? valid = null, kernelLabels = null, classCounts;
+        if (kernel)
+            (kernelLabels, classCounts) = LovaszCpuKernel.SoftmaxLabels(y, ignoreIndex, classCount, what);
+        else
+        {
+            valid = LossInputs.CheckedValidMask(y, ignoreIndex, classCount, what).reshape(batch, 1, pixels);
+            classCounts = ClassCounts(y.reshape(batch, pixels), valid.view(batch, pixels), classCount);
+        }
 
         var ids = SelectedClasses(classes, binary, classCount, probas);
         if (batch * pixels == 0)
@@ -80,15 +89,14 @@ public static partial class Lovasz
             : Select(p.reshape(batch, classCount, pixels), ids, classCount);
 
         // Eligibility from per-image class counts: Present needs the class in the set, All and Only a valid pixel.
-        var imageValid = valid.view(batch, pixels);
-        var imageClassCounts = Select(ClassCounts(flatLabels.view(batch, pixels), imageValid, classCount), ids, classCount);
+        var imageClassCounts = Select(classCounts, ids, classCount);
         var eligible = classes.IsPresent
             ? imageClassCounts.gt(0)
-            : imageValid.any(-1, keepdim: true).expand(batch, ids.Length);   // [B,K]
+            : classCounts.sum(-1, keepdim: true).gt(0).expand(batch, ids.Length);   // [B,K]
 
-        var (signedWeights, offsets) = allowCpuKernel && LovaszCpuKernel.SupportsSoftmax(selected, classCount)
-            ? LovaszCpuKernel.SoftmaxTerms(selected, flatLabels.view(batch, pixels).masked_fill(~imageValid, -1), ids, perImage, bins)
-            : LovaszWeights.SoftmaxTerms(selected, ForegroundMask(flatLabels, valid, ids, classCount), valid, perImage, bins);
+        var (signedWeights, offsets) = kernel
+            ? LovaszCpuKernel.SoftmaxTerms(selected, kernelLabels!, ids, perImage, bins)
+            : LovaszWeights.SoftmaxTerms(selected, ForegroundMask(y.reshape(batch, 1, pixels), valid!, ids, classCount), valid!, perImage, bins);
         // Σ |fg − p|·w = Σ sign(p − fg)·w·p + offset: the gradient w.r.t. p is the signed weight.
         var rowLoss = perImage                                                  // [B,K] (perImage) or [K]
             ? (selected * signedWeights).sum(-1) + offsets.view(batch, ids.Length)

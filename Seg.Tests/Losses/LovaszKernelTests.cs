@@ -124,6 +124,44 @@ public class LovaszKernelTests
         Assert.Equal(0f, kernelWeights.masked_select(~valid.expand(shape)).abs().sum().item<float>());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ExactKernelSortsLongRowsWithCrowdedKeysLikeTheGenericPath(bool perImage)
+    {
+        // Rows of tens of thousands of errors: most crowded into narrow bands beside uniform ones (radix digits
+        // that crowd), ties, and one image's class whose errors all share one key (per image, every radix pass
+        // is skipped and element order is the order). Both kernels against the generic path.
+        using var scope = NewDisposeScope();
+        var g = new Generator(29);
+        const int pixels = 40_000;
+        long[] shape = [2, 4, pixels];
+        var uniform = rand(shape, generator: g);
+        // Crowds: 2^-12-wide bands hold many errors that share all but their low key bits.
+        var band = rand(shape, generator: g) * (1f / 4096);
+        var which = rand(shape, generator: g);
+        var errors = where(which.lt(0.5), 0.5f + band,
+                     where(which.lt(0.53), 0.25f + band,
+                     where(which.lt(0.532), 0.125f + band,
+                     where(which.lt(0.5322), 0.0625f + band, uniform))));
+        errors = where(rand(shape, generator: g).lt(0.05), (errors * 64).floor() / 64, errors);   // some ties
+        errors[1, 3] = full(pixels, 0.375f);                                                     // one key
+        var valid = rand([2, 1, pixels], generator: g).gt(0.1);
+        var foreground = rand(shape, generator: g).lt(0.2) & valid;
+        TensorData.AssertBitwiseEqual(LovaszCpuKernel.ExactWeights(errors, foreground, valid, perImage),
+                                      LovaszWeights.ExactGeneric(errors, foreground, valid, perImage));
+
+        // The fused kernel on the same crowded values as probabilities (error = p for background pixels).
+        var labels = randint(0, 4, [2, pixels], generator: g).masked_fill(~valid.view(2, pixels), -1);
+        long[] ids = [0, 1, 2, 3];
+        var (kernelWeights, kernelOffsets) = LovaszCpuKernel.SoftmaxTerms(errors, labels, ids, perImage, bins: 0);
+        var labelled = labels.view(2, 1, pixels);
+        var (genericWeights, genericOffsets) = LovaszWeights.SoftmaxTerms(
+            errors, labelled.eq(arange(4).view(1, 4, 1)) & valid, valid, perImage, bins: 0);
+        TensorData.AssertBitwiseEqual(kernelWeights, genericWeights);
+        TensorData.AssertBitwiseEqual(kernelOffsets, genericOffsets);
+    }
+
     [Fact]
     public void ExactKernelOrdersNegativeAndInfiniteErrors()
     {
