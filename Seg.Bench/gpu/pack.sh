@@ -2,7 +2,9 @@
 # Packs Seg.Train and Seg.Bench as one self-contained linux-x64 publish with SegTorchBackend=external, for a
 # machine that has a CUDA PyTorch but no .NET and no network (run it there with gpu-run.sh).
 #   usage: Seg.Bench/gpu/pack.sh OUTDIR      (from the repository root; about 60 MiB in two xz files)
-# To fit a 64 MiB transfer it leaves out what the GPU run never loads: the .NET debugger and tracing libraries,
+# To fit a 64 MiB transfer it leaves out what the GPU run never loads: ONNX Runtime's native library (8 MiB packed;
+# only `predict --model` and the ONNX checks use it, so they are not available from this pack), the .NET debugger
+# and tracing libraries,
 # BenchmarkDotNet's in-process build, disassembly and ETW tracing assemblies (the GPU run uses Seg.Bench's
 # loss-step and train-step harnesses, not BenchmarkDotNet), symbols, and the symbol tables of the big native
 # libraries. It adds stand-ins for the GTK/X11 libraries that OpenCV's GUI functions link (Seg never calls them),
@@ -16,8 +18,9 @@ for app in Seg.Train Seg.Bench; do
 done
 unused=(Microsoft.CodeAnalysis.dll Microsoft.CodeAnalysis.CSharp.dll Microsoft.Diagnostics.Tracing.TraceEvent.dll
         Microsoft.Diagnostics.NETCore.Client.dll Microsoft.Diagnostics.Runtime.dll Microsoft.Diagnostics.FastSerialization.dll
-        Iced.dll Dia2Lib.dll TraceReloggerLib.dll Gee.External.Capstone.dll)
-python3 - "$seg/Seg.Bench.deps.json" "${unused[@]}" <<'PY'
+        Iced.dll Dia2Lib.dll TraceReloggerLib.dll Gee.External.Capstone.dll libonnxruntime.so libonnxruntime_providers_shared.so)
+for app in Seg.Train Seg.Bench; do
+python3 - "$seg/$app.deps.json" "${unused[@]}" <<'PY'
 import json, sys
 path, drop = sys.argv[1], set(sys.argv[2:])
 deps = json.load(open(path))
@@ -29,6 +32,7 @@ for libs in deps["targets"].values():
                     del entry[kind][f]
 json.dump(deps, open(path, "w"), indent=2)
 PY
+done
 ( cd "$seg" && rm -rf amd64 "${unused[@]}" ./*.pdb ./*.xml libmscordbi.so libmscordaccore.so createdump libcapstone.so \
     libclrgcexp.so libclrgc.so libcoreclrtraceptprovider.so )
 strip --strip-unneeded "$seg"/{libOpenCvSharpExtern.so,libSkiaSharp.so,libHarfBuzzSharp.so}
