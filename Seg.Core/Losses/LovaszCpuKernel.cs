@@ -295,14 +295,16 @@ internal static unsafe class LovaszCpuKernel
         public void Walk<TSink>(ref TSink sink) where TSink : struct, IWeightSink
         {
             RadixSort(ref items, ref spare, count);
-            double cumForeground = 0, cumBackground = 0, previous = 0;
-            for (int j = 0; j < count; j++)
+            double cumForeground = 0, cumBackground = 0, previous = 0, total = foregroundTotal;
+            int n = count;
+            fixed (ulong* sorted = items)
+            for (int j = 0; j < n; j++)
             {
-                ulong item = items[j];
+                ulong item = sorted[j];
                 uint packed = (uint)item, key = (uint)(item >> 32);
                 bool fg = (packed & ForegroundBit) != 0;
                 if (fg) cumForeground++; else cumBackground++;
-                double jaccard = 1 - (foregroundTotal - cumForeground) / (foregroundTotal + cumBackground);
+                double jaccard = 1 - (total - cumForeground) / (total + cumBackground);
                 sink.Take(packed & ElementMask, fg, (packed & NegativeBit) != 0,
                           key == ZeroErrorKey || key < InfiniteErrorKey, jaccard - previous);
                 previous = jaccard;
@@ -528,44 +530,59 @@ internal static unsafe class LovaszCpuKernel
     /// <summary>Bin of an error in [0,1], numbered from the largest errors down (out-of-range values clamp).</summary>
     static int Bin(float error, int bins) => bins - 1 - Math.Clamp((int)(error * bins), 0, bins - 1);
 
-    /// <summary>Stable LSD radix sort of the first n items by their high 32 bits (the key).</summary>
+    /// <summary>Stable LSD radix sort of the first n items by their high 32 bits (the key). On raw pointers: each
+    /// pass is a handful of instructions per item, and the index checks of arrays and spans made it about a fifth
+    /// slower.</summary>
     static void RadixSort(ref ulong[] items, ref ulong[] spare, int n)
     {
         const int Radix = 2048;
         // Counted in two halves with their own tables: many neighbouring keys share the top digit (the exponent),
         // and one table would chain their increments through memory.
-        Span<int> counts = stackalloc int[6 * Radix];
-        counts.Clear();
-        int half = n / 2;
-        for (int i = 0; i < half; i++)
+        int* counts = stackalloc int[6 * Radix];
+        new Span<int>(counts, 6 * Radix).Clear();
+        fixed (ulong* itemsStart = items)
         {
-            uint key = (uint)(items[i] >> 32), other = (uint)(items[half + i] >> 32);
-            counts[(int)(key & 0x7FF)]++;
-            counts[Radix + (int)((key >> 11) & 0x7FF)]++;
-            counts[2 * Radix + (int)(key >> 22)]++;
-            counts[3 * Radix + (int)(other & 0x7FF)]++;
-            counts[4 * Radix + (int)((other >> 11) & 0x7FF)]++;
-            counts[5 * Radix + (int)(other >> 22)]++;
-        }
-        for (int i = 2 * half; i < n; i++)
-        {
-            uint key = (uint)(items[i] >> 32);
-            counts[(int)(key & 0x7FF)]++;
-            counts[Radix + (int)((key >> 11) & 0x7FF)]++;
-            counts[2 * Radix + (int)(key >> 22)]++;
+            int half = n / 2;
+            ulong* first = itemsStart, second = itemsStart + half;
+            for (int i = 0; i < half; i++)
+            {
+                uint key = (uint)(first[i] >> 32), other = (uint)(second[i] >> 32);
+                counts[key & 0x7FF]++;
+                counts[Radix + ((key >> 11) & 0x7FF)]++;
+                counts[2 * Radix + (key >> 22)]++;
+                counts[3 * Radix + (other & 0x7FF)]++;
+                counts[4 * Radix + ((other >> 11) & 0x7FF)]++;
+                counts[5 * Radix + (other >> 22)]++;
+            }
+            for (int i = 2 * half; i < n; i++)
+            {
+                uint key = (uint)(itemsStart[i] >> 32);
+                counts[key & 0x7FF]++;
+                counts[Radix + ((key >> 11) & 0x7FF)]++;
+                counts[2 * Radix + (key >> 22)]++;
+            }
         }
         for (int d = 0; d < 3 * Radix; d++) counts[d] += counts[3 * Radix + d];
         for (int pass = 0; pass < 3; pass++)
         {
-            var count = counts.Slice(pass * Radix, Radix);
+            int* count = counts + pass * Radix;
             int shift = 32 + pass * 11;
-            if (n == 0 || count[(int)((items[0] >> shift) & 0x7FF)] == n) continue; // every key shares this digit
+            if (n == 0 || count[(items[0] >> shift) & 0x7FF] == n) continue; // every key shares this digit
             int sum = 0;
             for (int d = 0; d < Radix; d++) { int c = count[d]; count[d] = sum; sum += c; }
-            for (int i = 0; i < n; i++)
+            fixed (ulong* from = items, to = spare)
             {
-                ulong item = items[i];
-                spare[count[(int)((item >> shift) & 0x7FF)]++] = item;
+                // Four items per round: fewer loop instructions; stores stay in item order (stable).
+                ulong* item = from, end = from + n;
+                for (; item + 4 <= end; item += 4)
+                {
+                    ulong a = item[0], b = item[1], c = item[2], d = item[3];
+                    to[count[(a >> shift) & 0x7FF]++] = a;
+                    to[count[(b >> shift) & 0x7FF]++] = b;
+                    to[count[(c >> shift) & 0x7FF]++] = c;
+                    to[count[(d >> shift) & 0x7FF]++] = d;
+                }
+                for (; item < end; item++) to[count[(*item >> shift) & 0x7FF]++] = *item;
             }
             (items, spare) = (spare, items);
         }
