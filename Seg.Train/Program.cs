@@ -1,6 +1,5 @@
 using Seg.Core;
 using Seg.Train.Cli;
-using Seg.Train.Training;
 
 // Before libtorch allocates anything: keep freed heap memory for the next step (see HeapTuning).
 HeapTuning.Apply();

@@ -25,16 +25,17 @@ namespace Seg.Core.Losses;
 /// </summary>
 internal static unsafe class LovaszCpuKernel
 {
-    /// <summary>True when the kernels can handle these errors: float32 on the CPU, fewer than 2^30 elements (an
-    /// element index and two flags share 32 bits of a sort item).</summary>
-    public static bool Supports(Tensor errors) =>
-        errors.device_type == DeviceType.CPU && errors.dtype == ScalarType.Float32 && errors.numel() < 1L << 30;
+    /// <summary>True when the kernels can handle these errors: float32 on the CPU, small enough to index
+    /// (<see cref="FitsIndex"/>).</summary>
+    public static bool Supports(Tensor errors) => errors.dtype == ScalarType.Float32 && FitsIndex(errors);
 
     /// <summary>True when the fused Lovász-Softmax kernel can handle these probabilities once in their work type
     /// (<see cref="LossInputs.WorkType"/>): as <see cref="Supports"/>, with class ids that fit its int16 labels.</summary>
     public static bool SupportsSoftmax(Tensor probas, long classCount) =>
-        probas.device_type == DeviceType.CPU && LossInputs.WorkType(probas) == ScalarType.Float32
-        && probas.numel() < 1L << 30 && classCount <= short.MaxValue;
+        LossInputs.WorkType(probas) == ScalarType.Float32 && FitsIndex(probas) && classCount <= short.MaxValue;
+
+    /// <summary>On the CPU with fewer than 2^30 elements: an element index and two flags share 32 bits of a sort item.</summary>
+    static bool FitsIndex(Tensor t) => t.device_type == DeviceType.CPU && t.numel() < 1L << 30;
 
     /// <summary>Exact weights for [B,K,P] errors and foreground with [B,1,P] valid (see <see cref="LovaszWeights.Exact"/>).</summary>
     public static Tensor ExactWeights(Tensor errors, Tensor foreground, Tensor valid, bool perImage)

@@ -22,6 +22,8 @@ public sealed record TrainConfig
     public TrainLoopConfig Train { get; init; } = new();
     /// <summary>Evaluation mode and test-time augmentation (<c>eval:</c>).</summary>
     public EvalConfig Eval { get; init; } = new();
+    /// <summary>Seed of the generated datasets' samples: <c>data.seed</c>, else <c>train.seed</c>.</summary>
+    public int DataSeed => Data.Seed ?? Train.Seed;
 }
 
 /// <summary><c>model:</c> a <c>Seg.Models.ModelFactory</c> name and its options.</summary>

@@ -24,7 +24,7 @@ public static class EvalCommand
         var paths = new RunPaths(output ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))!, "eval"));
         if (config.Train.Threads > 0) TorchSharp.torch.set_num_threads(config.Train.Threads);
         var device = RunFactory.ResolveDevice(config.Train.Device, configPath);
-        var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.Data.Seed ?? config.Train.Seed, configPath);
+        var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, configPath);
         var pipeline = RunFactory.ValPipeline(config.Data, RunFactory.TrainPipeline(config.Data, configPath), configPath);
         var model = RunFactory.CreateModel(config.Model, valSet.NumClasses, configPath);
 

@@ -38,9 +38,8 @@ public static class Trainer
         var total = config.Train.Iterations;
         manual_seed(config.Train.Seed);
 
-        var dataSeed = config.Data.Seed ?? config.Train.Seed;
-        var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, dataSeed, src);
-        var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, dataSeed, src);
+        var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, config.DataSeed, src);
+        var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, src);
         var trainPipeline = RunFactory.TrainPipeline(config.Data, src);
         var valPipeline = RunFactory.ValPipeline(config.Data, trainPipeline, src);
         var numClasses = trainSet.NumClasses;
