@@ -94,13 +94,21 @@ public static partial class Lovasz
             ? imageClassCounts.gt(0)
             : classCounts.sum(-1, keepdim: true).gt(0).expand(batch, ids.Length);   // [B,K]
 
-        var (signedWeights, offsets) = kernel
-            ? LovaszCpuKernel.SoftmaxTerms(selected, kernelLabels!, ids, perImage, bins)
-            : LovaszWeights.SoftmaxTerms(selected, ForegroundMask(y.reshape(batch, 1, pixels), valid!, ids, classCount), valid!, perImage, bins);
         // Σ |fg − p|·w = Σ sign(p − fg)·w·p + offset: the gradient w.r.t. p is the signed weight.
-        var rowLoss = perImage                                                  // [B,K] (perImage) or [K]
-            ? (selected * signedWeights).sum(-1) + offsets.view(batch, ids.Length)
-            : (selected * signedWeights).sum([0, 2]) + offsets;
+        Tensor rowLoss;                                                         // [B,K] (perImage) or [K]
+        if (kernel)
+        {
+            var (signedWeights, _, rowLosses) = LovaszCpuKernel.SoftmaxTerms(selected, kernelLabels!, ids, perImage, bins);
+            rowLoss = LovaszCpuKernel.RowLoss(selected, signedWeights, rowLosses, perImage);
+        }
+        else
+        {
+            var (signedWeights, offsets) = LovaszWeights.SoftmaxTerms(
+                selected, ForegroundMask(y.reshape(batch, 1, pixels), valid!, ids, classCount), valid!, perImage, bins);
+            rowLoss = perImage
+                ? (selected * signedWeights).sum(-1) + offsets.view(batch, ids.Length)
+                : (selected * signedWeights).sum([0, 2]) + offsets;
+        }
         var loss = perImage
             ? MeanOverEligible(rowLoss, eligible, perImage: true)
             : MeanOverEligible(rowLoss, eligible.any(0L), perImage: false);

@@ -53,11 +53,12 @@ internal static unsafe class LovaszCpuKernel
     /// <summary>
     /// The Lovász-Softmax terms of [B,K,P] float32 probabilities of the selected classes <paramref name="ids"/>
     /// with [B,P] labels (−1 = ignored), computing errors |[y = id] − p| on the fly: signed weights
-    /// sign(p − fg)·w ([B,K,P], the gradient of the loss w.r.t. p) and per-row offsets −Σ sign(p − fg)·w·fg
-    /// ([B·K] per image, else [K]), so that a row's loss Σ |fg − p|·w is Σ signedWeights·p + offset.
+    /// sign(p − fg)·w ([B,K,P], the gradient of the loss w.r.t. p), per-row offsets −Σ sign(p − fg)·w·fg
+    /// ([B·K] per image, else [K]), so that a row's loss Σ |fg − p|·w is Σ signedWeights·p + offset, and that
+    /// loss itself (<see cref="RowLoss"/>: the sum taken in double while the row is in cache).
     /// <paramref name="bins"/> 0 is exact (radix sort), &gt; 0 the histogram mode.
     /// </summary>
-    public static (Tensor SignedWeights, Tensor Offsets) SoftmaxTerms(Tensor probas, Tensor labels, long[] ids, bool perImage, int bins)
+    public static (Tensor SignedWeights, Tensor Offsets, Tensor RowLosses) SoftmaxTerms(Tensor probas, Tensor labels, long[] ids, bool perImage, int bins)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -67,11 +68,80 @@ internal static unsafe class LovaszCpuKernel
         var w = Pointer<float>(weights);
         long rows = perImage ? source.Batch * source.Classes : source.Classes;
         var offsets = new double[rows];
-        TorchParallel.For(rows, row => offsets[row] = bins == 0
-            ? ExactSoftmaxRow(source, w, row, perImage)
-            : HistogramSoftmaxRow(source, w, row, perImage, bins));
+        var rowLosses = new float[rows];
+        TorchParallel.For(rows, row =>
+        {
+            offsets[row] = bins == 0
+                ? ExactSoftmaxRow(source, w, row, perImage)
+                : HistogramSoftmaxRow(source, w, row, perImage, bins);
+            rowLosses[row] = (float)(RowDot(source, w, row, perImage) + offsets[row]);
+        });
         var offsetTensor = tensor(offsets.Select(v => (float)v).ToArray(), [rows]);
-        return (weights.MoveToOuterDisposeScope(), offsetTensor.MoveToOuterDisposeScope());
+        return (weights.MoveToOuterDisposeScope(), offsetTensor.MoveToOuterDisposeScope(), tensor(rowLosses, [rows]).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Σ p·signedWeight over a row's segments in double (float products are exact there), four lanes
+    /// at a time: the row's loss less its offset. Run right after the row's weights were written, while they are
+    /// still in cache, it replaces a [B,K,P] product tensor and its reduction.</summary>
+    static double RowDot(SoftmaxSource source, float* signedWeights, long row, bool perImage)
+    {
+        long firstImage = perImage ? row / source.Classes : 0;
+        long imageCount = perImage ? 1 : source.Batch;
+        long k = perImage ? row % source.Classes : row;
+        long pixels = source.Pixels;
+        var low = Vector256<double>.Zero;
+        var high = Vector256<double>.Zero;
+        double tail = 0;
+        for (long b = firstImage; b < firstImage + imageCount; b++)
+        {
+            long offset = (b * source.Classes + k) * pixels;
+            float* p = source.Probas + offset, w = signedWeights + offset;
+            long i = 0;
+            for (; i + 8 <= pixels; i += 8)
+            {
+                Vector256<float> pi = Vector256.Load(p + i), wi = Vector256.Load(w + i);
+                low += Vector256.WidenLower(pi) * Vector256.WidenLower(wi);
+                high += Vector256.WidenUpper(pi) * Vector256.WidenUpper(wi);
+            }
+            for (; i < pixels; i++) tail += (double)p[i] * w[i];
+        }
+        return Vector256.Sum(low + high) + tail;
+    }
+
+    /// <summary>
+    /// A kernel row loss as an autograd node: the forward value is the kernel's <c>RowLosses</c> (no [B,K,P]
+    /// product is built), the backward hands the probabilities the gradient the expression
+    /// Σ signedWeights·p + offset has, grad·signedWeights, computed as ATen's multiplication does (same bits).
+    /// </summary>
+    public static Tensor RowLoss(Tensor selected, Tensor signedWeights, Tensor rowLosses, bool perImage)
+    {
+        long batch = selected.shape[0], classes = selected.shape[1];
+        var values = perImage ? rowLosses.view(batch, classes) : rowLosses;
+        return selected.requires_grad && is_grad_enabled()
+            ? RowLossFunction.apply(selected, signedWeights, values, perImage)
+            : values.clone();
+    }
+
+    sealed class RowLossFunction : autograd.SingleTensorFunction<RowLossFunction>
+    {
+        public override string Name => "LovaszRowLoss";
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (signedWeights, values, perImage) = ((Tensor)vars[1], (Tensor)vars[2], (bool)vars[3]);
+            ctx.save_for_backward([signedWeights]);
+            ctx.save_data("perImage", perImage);
+            return values.clone();
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var signedWeights = ctx.get_saved_variables()[0];
+            bool perImage = (bool)ctx.get_data("perImage");
+            // The gradient of sum(p·w, dims) is the output gradient broadcast over the summed dims, times w.
+            var grad = perImage ? gradOutput.unsqueeze(-1) : gradOutput.view(1, -1, 1);
+            return [grad * signedWeights, null!, null!, null!];
+        }
     }
 
     /// <summary>

@@ -59,7 +59,7 @@ public class LovaszKernelTests
     public void FusedSoftmaxKernelMatchesGenericPath(int bins, bool perImage, string selection)
     {
         // Same float32 CPU input through the fused kernel and through the device-generic tensor path: equal
-        // signed weights and offsets, losses and gradients.
+        // signed weights and offsets, gradients, and losses up to rounding.
         using var scope = NewDisposeScope();
         var g = new Generator((ulong)(bins * 10 + (perImage ? 1 : 0) + selection.Length));
         // 77 pixels per image: the kernels' eight-wide loops and their scalar tails both run.
@@ -77,8 +77,9 @@ public class LovaszKernelTests
         var (kernelLoss, kernelGrad) = Run(true);
         var (genericLoss, genericGrad) = Run(false);
         Assert.True(genericLoss > 0.05);
-        if (bins == 0) Assert.Equal(BitConverter.SingleToInt32Bits(kernelLoss), BitConverter.SingleToInt32Bits(genericLoss));
-        else Assert.Equal(genericLoss, kernelLoss, 1e-6);
+        // The kernel sums each row's loss in double, the generic path in float32 tensor ops: equal up to float32
+        // rounding. The gradients, which the weights alone make, are the same bits.
+        Assert.Equal(genericLoss, kernelLoss, 1e-6);
         TensorData.AssertBitwiseEqual(kernelGrad, genericGrad);
 
         // The terms themselves, on the same probabilities.
@@ -87,7 +88,7 @@ public class LovaszKernelTests
         var selected = cat(ids.Select(id => p.narrow(1, id, 1)).ToArray(), 1);
         var flatLabels = labels.reshape(3, 1, 77);
         var valid = flatLabels.ne(255);
-        var (kernelWeights, kernelOffsets) = LovaszCpuKernel.SoftmaxTerms(selected, flatLabels.view(3, 77).masked_fill(~valid.view(3, 77), -1), ids, perImage, bins);
+        var (kernelWeights, kernelOffsets, _) = LovaszCpuKernel.SoftmaxTerms(selected, flatLabels.view(3, 77).masked_fill(~valid.view(3, 77), -1), ids, perImage, bins);
         var foreground = flatLabels.eq(tensor(ids).view(1, -1, 1)) & valid;
         var (genericWeights, genericOffsets) = LovaszWeights.SoftmaxTerms(selected, foreground, valid, perImage, bins);
         TensorData.AssertBitwiseEqual(kernelWeights, genericWeights);
@@ -124,7 +125,7 @@ public class LovaszKernelTests
     {
         long batch = probas.shape[0], classes = probas.shape[1], pixels = probas.shape[2];
         long[] ids = Enumerable.Range(0, (int)classes).Select(c => (long)c).ToArray();
-        var (kernelWeights, kernelOffsets) = LovaszCpuKernel.SoftmaxTerms(probas, labels, ids, perImage, bins: 0);
+        var (kernelWeights, kernelOffsets, _) = LovaszCpuKernel.SoftmaxTerms(probas, labels, ids, perImage, bins: 0);
         var valid = labels.ge(0).view(batch, 1, pixels);
         var foreground = labels.view(batch, 1, pixels).eq(arange(classes).view(1, classes, 1)) & valid;
         var (genericWeights, genericOffsets) = LovaszWeights.SoftmaxTerms(probas, foreground, valid, perImage, bins: 0);
