@@ -13,8 +13,8 @@ namespace Seg.Core.Losses;
 /// <summary>
 /// CPU kernels for the Lovász weights of float32 errors, working in place on the tensors' memory (same inputs and
 /// outputs as <see cref="LovaszWeights"/>), rows in parallel on libtorch's own threads (<see cref="TorchParallel"/>).
-/// Exact: the valid pixels of a row are ordered by a stable LSD radix sort on order-preserving 32-bit keys (three
-/// passes of 11/11/10 bits, a pass skipped when all keys share its digit), then one walk down the order accumulates
+/// Exact: the valid pixels of a row are ordered by a stable LSD radix sort on order-preserving 32-bit keys (10-bit
+/// digits, a pass skipped when all keys share its digit: three passes for errors in [0, 1]), then one walk down the order accumulates
 /// the Jaccard increments in double: the same bits as <see cref="LovaszWeights.ExactGeneric"/> (which orders ties by
 /// pixel index too and rounds each weight once from double), several times faster than ATen's comparison sort.
 /// Histogram: one pass counts foreground and background pixels per (row, bin), one hands every pixel its bin's
@@ -670,44 +670,60 @@ internal static unsafe class LovaszCpuKernel
     /// <summary>Bin of an error in [0,1], numbered from the largest errors down (out-of-range values clamp).</summary>
     static int Bin(float error, int bins) => bins - 1 - Math.Clamp((int)(error * bins), 0, bins - 1);
 
-    /// <summary>Stable LSD radix sort of the first n items by their high 32 bits (the key). On raw pointers: each
-    /// pass is a handful of instructions per item, and the index checks of arrays and spans made it about a fifth
-    /// slower.</summary>
+    /// <summary>Stable LSD radix sort of the first n items by their high 32 bits (the key), 10 bits a pass, a
+    /// pass skipped when all keys share its digit. Ten-bit digits rather than eleven: a pass's 1024 open
+    /// destinations (64 KiB of cache lines) fit the first-level cache better than 2048 do, about 5 % faster on
+    /// VM-A. Errors in [0, 1] (every Lovász-Softmax error) have keys whose top two bits agree, so their fourth
+    /// pass is skipped; other errors (hinge errors of either sign, infinities, NaN) take it. On raw pointers:
+    /// each pass is a handful of instructions per item, and the index checks of arrays and spans made it about
+    /// a fifth slower.</summary>
     static void RadixSort(ref ulong[] items, ref ulong[] spare, int n)
     {
-        const int Radix = 2048;
+        const int Radix = 1 << DigitBits, Passes = 4;
+        const ulong Mask = Radix - 1;
         // Counted in two halves with their own tables: many neighbouring keys share the top digit (the exponent),
-        // and one table would chain their increments through memory.
-        int* counts = stackalloc int[6 * Radix];
-        new Span<int>(counts, 6 * Radix).Clear();
+        // and one table would chain their increments through memory. The top two bits are not counted unless
+        // the keys differ there (a rare fourth pass).
+        int* counts = stackalloc int[2 * Passes * Radix];
+        new Span<int>(counts, 2 * Passes * Radix).Clear();
+        uint anyBits = 0, allBits = ~0u;
         fixed (ulong* itemsStart = items)
         {
             int half = n / 2;
             ulong* first = itemsStart, second = itemsStart + half;
+            int* other = counts + Passes * Radix;
             for (int i = 0; i < half; i++)
             {
-                uint key = (uint)(first[i] >> 32), other = (uint)(second[i] >> 32);
-                counts[key & 0x7FF]++;
-                counts[Radix + ((key >> 11) & 0x7FF)]++;
-                counts[2 * Radix + (key >> 22)]++;
-                counts[3 * Radix + (other & 0x7FF)]++;
-                counts[4 * Radix + ((other >> 11) & 0x7FF)]++;
-                counts[5 * Radix + (other >> 22)]++;
+                uint key = (uint)(first[i] >> 32), key2 = (uint)(second[i] >> 32);
+                counts[key & Mask]++;
+                counts[Radix + ((key >> 10) & Mask)]++;
+                counts[2 * Radix + ((key >> 20) & Mask)]++;
+                other[key2 & Mask]++;
+                other[Radix + ((key2 >> 10) & Mask)]++;
+                other[2 * Radix + ((key2 >> 20) & Mask)]++;
+                anyBits |= key | key2;
+                allBits &= key & key2;
             }
             for (int i = 2 * half; i < n; i++)
             {
                 uint key = (uint)(itemsStart[i] >> 32);
-                counts[key & 0x7FF]++;
-                counts[Radix + ((key >> 11) & 0x7FF)]++;
-                counts[2 * Radix + (key >> 22)]++;
+                counts[key & Mask]++;
+                counts[Radix + ((key >> 10) & Mask)]++;
+                counts[2 * Radix + ((key >> 20) & Mask)]++;
+                anyBits |= key;
+                allBits &= key;
             }
+            if (((anyBits ^ allBits) >> 30) != 0)
+                for (int i = 0; i < n; i++) counts[3 * Radix + (itemsStart[i] >> 62)]++;
+            else if (n > 0)
+                counts[3 * Radix + (itemsStart[0] >> 62)] = n;
         }
-        for (int d = 0; d < 3 * Radix; d++) counts[d] += counts[3 * Radix + d];
-        for (int pass = 0; pass < 3; pass++)
+        for (int d = 0; d < 3 * Radix; d++) counts[d] += counts[Passes * Radix + d];
+        for (int pass = 0; pass < Passes; pass++)
         {
             int* count = counts + pass * Radix;
-            int shift = 32 + pass * 11;
-            if (n == 0 || count[(items[0] >> shift) & 0x7FF] == n) continue; // every key shares this digit
+            int shift = 32 + pass * DigitBits;
+            if (n == 0 || count[(items[0] >> shift) & Mask] == n) continue; // every key shares this digit
             int sum = 0;
             for (int d = 0; d < Radix; d++) { int c = count[d]; count[d] = sum; sum += c; }
             fixed (ulong* from = items, to = spare)
@@ -717,14 +733,17 @@ internal static unsafe class LovaszCpuKernel
                 for (; item + 4 <= end; item += 4)
                 {
                     ulong a = item[0], b = item[1], c = item[2], d = item[3];
-                    to[count[(a >> shift) & 0x7FF]++] = a;
-                    to[count[(b >> shift) & 0x7FF]++] = b;
-                    to[count[(c >> shift) & 0x7FF]++] = c;
-                    to[count[(d >> shift) & 0x7FF]++] = d;
+                    to[count[(a >> shift) & Mask]++] = a;
+                    to[count[(b >> shift) & Mask]++] = b;
+                    to[count[(c >> shift) & Mask]++] = c;
+                    to[count[(d >> shift) & Mask]++] = d;
                 }
-                for (; item < end; item++) to[count[(*item >> shift) & 0x7FF]++] = *item;
+                for (; item < end; item++) to[count[(*item >> shift) & Mask]++] = *item;
             }
             (items, spare) = (spare, items);
         }
     }
+
+    /// <summary>Bits of a radix digit.</summary>
+    const int DigitBits = 10;
 }
