@@ -409,9 +409,10 @@ internal static unsafe class LovaszCpuKernel
         /// Four elements a round without a branch: their running counts from a prefix table of their foreground
         /// flags, four divisions in one instruction (the scalar loop's branches and flag tests, not its
         /// divisions or stores, had bounded it). Same operations per element, so the same bits.</summary>
-        public void Walk<TSink>(ref TSink sink) where TSink : struct, IWeightSink
+        public void Walk<TSink>(ref TSink result) where TSink : struct, IWeightSink
         {
             RadixSort(ref items, ref spare, count);
+            var sink = result;   // a local copy: its accumulators stay in registers, not in memory behind a ref
             double previous = 0, total = foregroundTotal;
             long cumForeground = 0;
             int n = count, j = 0;
@@ -444,6 +445,7 @@ internal static unsafe class LovaszCpuKernel
                     previous = jaccard;
                 }
             }
+            result = sink;
         }
 
         /// <summary>For each 4-bit foreground mask, the running count of foreground elements at each of the four
