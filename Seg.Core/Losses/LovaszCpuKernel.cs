@@ -122,6 +122,8 @@ internal static unsafe class LovaszCpuKernel
             : values.clone();
     }
 
+    /// <summary>The autograd node of <see cref="RowLoss"/>: inputs (selected, signedWeights, values, perImage), only
+    /// the first differentiable.</summary>
     sealed class RowLossFunction : autograd.SingleTensorFunction<RowLossFunction>
     {
         public override string Name => "LovaszRowLoss";
@@ -674,7 +676,7 @@ internal static unsafe class LovaszCpuKernel
 
     /// <summary>Stable LSD radix sort of the first n items by their high 32 bits (the key), 10 bits a pass, a
     /// pass skipped when all keys share its digit. Ten-bit digits rather than eleven: a pass's 1024 open
-    /// destinations (64 KiB of cache lines) fit the first-level cache better than 2048 do, about 5 % faster on
+    /// destinations (64 KiB of cache lines) fit the first-level cache better than 2048 do, 3–5 % faster on
     /// VM-A. Errors in [0, 1] (every Lovász-Softmax error) have keys whose top two bits agree, so their fourth
     /// pass is skipped; other errors (hinge errors of either sign, infinities, NaN) take it. On raw pointers:
     /// each pass is a handful of instructions per item, and the index checks of arrays and spans made it about
