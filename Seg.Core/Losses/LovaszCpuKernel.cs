@@ -85,9 +85,7 @@ internal static unsafe class LovaszCpuKernel
     /// still in cache, it replaces a [B,K,P] product tensor and its reduction.</summary>
     static double RowDot(SoftmaxSource source, float* signedWeights, long row, bool perImage)
     {
-        long firstImage = perImage ? row / source.Classes : 0;
-        long imageCount = perImage ? 1 : source.Batch;
-        long k = perImage ? row % source.Classes : row;
+        var (firstImage, imageCount, k) = RowSegments(row, perImage, source.Batch, source.Classes);
         long pixels = source.Pixels;
         var low = Vector256<double>.Zero;
         var high = Vector256<double>.Zero;
@@ -215,9 +213,7 @@ internal static unsafe class LovaszCpuKernel
     /// their weight 0 here, valid ones become sort items that carry the sign of their gradient.</summary>
     static double ExactSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage)
     {
-        long firstImage = perImage ? row / source.Classes : 0;
-        long imageCount = perImage ? 1 : source.Batch;
-        long k = perImage ? row % source.Classes : row;
+        var (firstImage, imageCount, k) = RowSegments(row, perImage, source.Batch, source.Classes);
         int id = (int)source.Ids[k];
         long pixels = source.Pixels;
         using var sorted = new SortedRow((int)(imageCount * pixels));
@@ -472,9 +468,7 @@ internal static unsafe class LovaszCpuKernel
     /// </summary>
     static double HistogramSoftmaxRow(SoftmaxSource source, float* signedWeights, long row, bool perImage, int bins)
     {
-        long firstImage = perImage ? row / source.Classes : 0;
-        long imageCount = perImage ? 1 : source.Batch;
-        long k = perImage ? row % source.Classes : row;
+        var (firstImage, imageCount, k) = RowSegments(row, perImage, source.Batch, source.Classes);
         int id = (int)source.Ids[k];
         int pixels = (int)source.Pixels;
         var counts = ArrayPool<int>.Shared.Rent((bins + 1) * 2);   // [slot = bin·2 + isForeground], bin 0 = largest errors
@@ -636,10 +630,7 @@ internal static unsafe class LovaszCpuKernel
 
     static void ExactRow(Inputs view, float* weights, long row, bool perImage)
     {
-        // The segments of the row: (b, k) for one image, or (b, k) for every image b when the row is class k.
-        long firstImage = perImage ? row / view.Classes : 0;
-        long imageCount = perImage ? 1 : view.Batch;
-        long k = perImage ? row % view.Classes : row;
+        var (firstImage, imageCount, k) = RowSegments(row, perImage, view.Batch, view.Classes);
         using var sorted = new SortedRow((int)(imageCount * view.Pixels));
         for (long b = firstImage; b < firstImage + imageCount; b++)
         {
@@ -651,6 +642,11 @@ internal static unsafe class LovaszCpuKernel
         var sink = new WeightSink(weights);
         sorted.Walk(ref sink);
     }
+
+    /// <summary>The segments of a row: in per-image mode row b·K + k is class k of image b alone, else row k is class
+    /// k in every image. Returns the first image, the number of images and the class.</summary>
+    static (long FirstImage, long ImageCount, long Class) RowSegments(long row, bool perImage, long batch, long classes) =>
+        perImage ? (row / classes, 1, row % classes) : (0, batch, row);
 
     /// <summary>A contiguous tensor whose data starts at its storage's start (what <see cref="Pointer{T}"/> reads).</summary>
     static Tensor Dense(Tensor t)
