@@ -72,8 +72,13 @@ internal static class LossInputs
     /// <summary>The non-ignored pixels of <paramref name="labels"/> whose labels are classes in
     /// [0, <paramref name="classCount"/>): a bad label throws at once on the CPU, and is left out and reported
     /// later by <see cref="LabelChecks.ThrowIfAnyFailed"/> on other devices (no host synchronisation).</summary>
-    public static Tensor CheckedValidMask(Tensor labels, long? ignoreIndex, long classCount, string what) =>
-        LabelChecks.Check(labels, ValidMask(labels, ignoreIndex), classCount, what);
+    /// <exception cref="ArgumentException">Also when <paramref name="ignoreIndex"/> is a class id (<see cref="IgnoreIndexRule.Check"/>).</exception>
+    public static Tensor CheckedValidMask(Tensor labels, long? ignoreIndex, long classCount, string what)
+    {
+        IgnoreIndexRule.Check(ignoreIndex, classCount);
+        return LabelChecks.Check(labels, ValidMask(labels, ignoreIndex), classCount, what);
+    }
+
 
     /// <summary>How often each value in [0, <paramref name="length"/>) occurs in the int64
     /// <paramref name="values"/>, counted on their device by a scatter-add into a tensor of that length. (ATen's
@@ -124,6 +129,7 @@ internal static class LossInputs
     /// <summary>Every label must be a class index in [0, classes) or the ignore index.</summary>
     internal static void CheckLabelRange(string owner, Tensor labels, long classes, long ignoreIndex)
     {
+        IgnoreIndexRule.Check(ignoreIndex, classes);
         using var scope = NewDisposeScope();
         LabelChecks.CheckNow(labels, ValidMask(labels, ignoreIndex), classes, owner);
     }

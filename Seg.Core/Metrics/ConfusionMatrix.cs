@@ -39,8 +39,7 @@ public sealed class ConfusionMatrix : IDisposable
     public ConfusionMatrix(int numClasses, long ignoreIndex = 255)
     {
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "numClasses must be at least 1.");
-        if (ignoreIndex >= 0 && ignoreIndex < numClasses)
-            throw new ArgumentException($"ignoreIndex {ignoreIndex} is a valid class index (numClasses = {numClasses}).", nameof(ignoreIndex));
+        Losses.IgnoreIndexRule.Check(ignoreIndex, numClasses);
         NumClasses = numClasses;
         IgnoreIndex = ignoreIndex;
     }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using OpenCvSharp;
 using Seg.Core;
+using Seg.Core.IO;
 
 namespace Seg.Data.Imaging;
 
@@ -10,8 +11,24 @@ namespace Seg.Data.Imaging;
 /// </summary>
 public static class SampleFiles
 {
-    /// <summary>Image file extensions the file-backed datasets accept.</summary>
-    public static readonly IReadOnlyList<string> ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"];
+    /// <summary>Image file extensions (lower case) that the file-backed datasets and <c>predict</c> accept: one list for both.</summary>
+    public static readonly IReadOnlyList<string> ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"];
+
+    /// <summary>
+    /// Refuses, before opening, a <paramref name="what"/> file that is missing or is not a regular file (a FIFO would
+    /// block the reader for ever, a device never end). A name that is not valid UTF-8 reaches .NET with U+FFFD in
+    /// place of the bad bytes and cannot be opened under that name: that is said, rather than "missing".
+    /// </summary>
+    /// <exception cref="BadSampleException">Naming the file and the cause.</exception>
+    public static void RequireRegularFile(string path, string what)
+    {
+        var kind = FileChecks.KindOf(path);
+        if (kind == PathKind.File) return;
+        if (kind == PathKind.Missing && Path.GetFileName(path).Contains('\uFFFD'))
+            throw new BadSampleException(path, $"the {what} file's name is not valid UTF-8 (shown with U+FFFD), so it cannot be opened by that name; rename the file");
+        throw new BadSampleException(path, kind == PathKind.Missing ? $"{what} file is missing"
+            : $"{what} file is {FileChecks.Describe(kind)}, not a regular file");
+    }
 
     /// <summary>Reads an image as HWC 8-bit BGR.</summary>
     /// <exception cref="BadSampleException">Missing, unreadable, corrupt, or declaring more pixels than
@@ -19,7 +36,7 @@ public static class SampleFiles
     /// naming the file.</exception>
     public static Mat ReadImage(string path)
     {
-        if (!File.Exists(path)) throw new BadSampleException(path, "image file is missing");
+        RequireRegularFile(path, "image");
         return Guarded(path, "image", () =>
         {
             CheckDeclaredSize(path, bytesPerPixel: 3);
@@ -41,7 +58,7 @@ public static class SampleFiles
     /// <exception cref="BadSampleException">As for <see cref="ReadImage"/>, and for a mask of the wrong type.</exception>
     public static Mat ReadMask(string path, long ignoreIndex)
     {
-        if (!File.Exists(path)) throw new BadSampleException(path, "mask file is missing");
+        RequireRegularFile(path, "mask");
         return Guarded(path, "mask", () =>
         {
             Mat mask;

@@ -16,15 +16,22 @@ namespace Seg.Train.Evaluation;
 public static class EvalCommand
 {
     /// <summary>Evaluates; returns the metrics' run paths.</summary>
+    /// <param name="configPath">The YAML config (dataset, model, eval settings).</param>
+    /// <param name="overrides"><c>--set</c> assignments.</param>
+    /// <param name="checkpoint">A <c>.ckpt</c> or weight file.</param>
+    /// <param name="output">The report folder (null: the run's <c>eval/</c>).</param>
+    /// <param name="ct">Stops between batches.</param>
+    /// <param name="device"><c>--device</c> (null: the config's <c>train.device</c>).</param>
     public static (EvalResult Result, RunPaths Paths) Run(string configPath, IReadOnlyList<string> overrides, string checkpoint,
-        string? output, CancellationToken ct = default)
+        string? output, CancellationToken ct = default, string? device = null)
     {
         var config = ConfigLoader.Load(configPath, overrides);
         if (!File.Exists(checkpoint)) throw new FileNotFoundException($"--checkpoint: no such file: {checkpoint}", checkpoint);
         var paths = new RunPaths(output ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))!, "eval"));
         if (config.Train.Threads > 0) TorchSharp.torch.set_num_threads(config.Train.Threads);
-        var device = RunFactory.ResolveDevice(config.Train.Device, configPath);
+        var target = device is null ? RunFactory.ResolveDevice(config.Train.Device, configPath) : RunFactory.ResolveDeviceOption(device);
         var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, configPath);
+        SkippedSamples.Watch(valSet, "val", Console.Error);
         var pipeline = RunFactory.ValPipeline(config.Data, RunFactory.TrainPipeline(config.Data, configPath), configPath);
         var model = RunFactory.CreateModel(config.Model, valSet.NumClasses, configPath);
 
@@ -33,16 +40,17 @@ public static class EvalCommand
             iterations = CheckpointFile.Load(checkpoint, model).Iteration;
         else
             StateDict.LoadInto(model, checkpoint, strict: true);
-        model.to(device);
+        model.to(target);
 
         using var loader = new SegmentationLoader(valSet, pipeline,
-            new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, device);
+            new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, target);
         var result = Progress.Run("eval", loader.EvalBatches, 0, progress =>
             Evaluator.Evaluate(model, loader, config.Eval, valSet.ClassNames, valSet.IgnoreIndex, ct, (done, _) => progress.Update(done, "")));
         Directory.CreateDirectory(paths.Root);
-        MetricsJson.Write(paths.Metrics, result.Metrics, iterations);
+        var skipped = SkippedSamples.Of(valSet);
+        MetricsJson.Write(paths.Metrics, result.Metrics, iterations, result.NonFinitePixels, skipped);
         ReportWriter.Write(paths, new ReportData($"{config.Name} (eval)", iterations, Path.GetFullPath(checkpoint), result,
-            valSet.Palette, pipeline.Normalization, valSet.IgnoreIndex, null));
+            valSet.Palette, pipeline.Normalization, valSet.IgnoreIndex, null) { Skipped = skipped });
         return (result, paths);
     }
 }

@@ -40,6 +40,8 @@ public static class Trainer
 
         var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, config.DataSeed, src);
         var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, src);
+        SkippedSamples.Watch(trainSet, "train", Console.Error);
+        SkippedSamples.Watch(valSet, "val", Console.Error);
         var trainPipeline = RunFactory.TrainPipeline(config.Data, src);
         var valPipeline = RunFactory.ValPipeline(config.Data, trainPipeline, src);
         var numClasses = trainSet.NumClasses;
@@ -195,11 +197,14 @@ public static class Trainer
 
         // ---- final scores and report ----
         lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex);
-        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total);
+        var skipped = SkippedSamples.Of(trainSet, valSet);
+        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, lastEval.NonFinitePixels, skipped);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
         var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
             trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
-        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing));
+        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing)
+            { Skipped = skipped });
+        if (skipped.Count > 0) Console.Error.WriteLine($"warning: {skipped.Count} bad sample(s) were skipped (data.on_bad_sample: skip); see the report");
         foreach (var s in lastEval.Samples) { s.Image.Dispose(); s.Label.Dispose(); s.Prediction.Dispose(); }
         Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
         return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
@@ -222,8 +227,9 @@ public static class Trainer
             : $"{paths.Best} cannot stand in for it ({reason}).";
     }
 
+    // The config the run uses, overrides applied, so that `eval --config RUN/config.yaml` builds the same model.
     static string EffectiveConfig(TrainRequest request) =>
-        $"# source: {request.Source}\n" +
-        string.Concat(request.Overrides.Select(o => $"# --set {o}\n")) +
-        request.ConfigYaml;
+        $"{RunFolder.ConfigHeader}{request.Source}\n" +
+        (request.Overrides.Count > 0 ? $"# with {string.Join(" ", request.Overrides.Select(o => $"--set {o}"))} applied below\n" : "") +
+        ConfigLoader.EffectiveYaml(request.ConfigYaml, request.Source, request.Overrides);
 }
