@@ -88,6 +88,52 @@ public class HostileRunTests : IDisposable
         Assert.Contains(expected, e.Message);
     }
 
+    // Each threw libtorch's ExternalException (or ran out of memory) before.
+    [Fact]
+    public void LossApiArgumentsAreNamed()
+    {
+        using var noRows = zeros(1, 3, 0, 4);
+        using var noRowLabels = zeros(new long[] { 1, 0, 4 }, ScalarType.Int64);
+        Assert.Equal("logits", Assert.Throws<ArgumentException>(() => MetricLoss.Jaccard(noRows, noRowLabels, perClass: 1)).ParamName);
+
+        using var matrix = new ConfusionMatrix(3);
+        using var none = zeros(new long[] { 0, 4, 4 }, ScalarType.Int64);
+        matrix.Update(none, none);   // an empty batch counts nothing
+        Assert.Equal(0L, matrix.ToArray().Cast<long>().Sum());
+        Assert.Equal("numClasses", Assert.Throws<ArgumentOutOfRangeException>(() => new ConfusionMatrix(1 << 20)).ParamName);
+
+        using var logits = zeros(1, 3, 2, 2);
+        using var elsewhere = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64, device: new Device(TorchSharp.DeviceType.META));
+        Assert.Equal("labels", Assert.Throws<ArgumentException>(() => new CrossEntropyLoss().forward(logits, elsewhere)).ParamName);
+
+        using var labels = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64);
+        Assert.Equal("numClasses", Assert.Throws<ArgumentOutOfRangeException>(() => SoftLabels.BoundarySmoothing(labels, 1L << 40)).ParamName);
+        Assert.Equal("classes", Assert.Throws<ArgumentOutOfRangeException>(() => new CenterLoss(4, 1L << 40)).ParamName);
+        Assert.Equal("features", Assert.Throws<ArgumentOutOfRangeException>(() => new ArcFaceLoss(1L << 40, 4)).ParamName);
+    }
+
+    [Theory]
+    [InlineData("data: { size: 100000 }", "data.size", "8192")]
+    [InlineData("data: { crop_size: [64, 100000] }", "data.crop_size", "above the maximum 8192")]
+    [InlineData("model: { unet_base_width: 1000000 }", "model.unet_base_width", "1024")]
+    [InlineData("data: { train_count: 2147483647 }", "data.train_count", "10000000")]
+    [InlineData("data: { train_count: 4, batch_size: 8 }", "data.batch_size", "exceeds data.train_count (4)")]
+    public void HugeOrInconsistentSizesAreConfigErrorsNamingTheKey(string yaml, string key, string message)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "t.yaml"));
+        Assert.Equal(key, e.KeyPath);
+        Assert.Contains(message, e.Message);
+        Assert.DoesNotContain("drop_last", e.Message);
+    }
+
+    [Fact]
+    public void AHugeStaticExportSizeIsRefusedBeforeTheModelRuns()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Seg.Train.Export.ExportCommand.Run(Path.Combine(dir, "none.ckpt"), Path.Combine(dir, "m.onnx"),
+            staticSize: (100000, 100000)));
+        Assert.Contains("--static 100000 100000", e.Message);
+    }
+
     [Fact]
     public void EmptyAndFifoConfigFilesAreRefused()
     {
@@ -178,6 +224,14 @@ public class RunReportTests : IDisposable
         var (result, _) = EvalCommand.Run(written, [], Path.Combine(run, "checkpoints", "last.ckpt"), Path.Combine(dir, "eval"));
         var trained = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")))!;
         Assert.Equal((double)trained["mIoU"]!, result.Metrics.MeanIoU, 12);
+    }
+
+    [Fact]
+    public void AnOutputThroughAMissingFolderIsOneFolder()
+    {
+        var outcome = Trainer.Run(TinyRun.Request(Path.Combine(dir, "a", "missing", "..", "run"), false, "train.iterations=1", "train.threads=1"));
+        Assert.Equal(TrainStatus.Completed, outcome.Status);
+        Assert.True(File.Exists(Path.Combine(dir, "a", "run", "plots", "samples.png")));
     }
 
     [Fact]

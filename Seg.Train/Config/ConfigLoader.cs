@@ -93,6 +93,16 @@ public static class ConfigLoader
         }
     }
 
+    /// <summary>The largest <c>data.size</c> and <c>data.crop_size</c> side: bounded before anything is allocated, so
+    /// that a typo fails as a config error rather than as OpenCV's or libtorch's out-of-memory error.</summary>
+    public const int MaxImageSide = 8192;
+
+    /// <summary>The largest <c>model.unet_base_width</c> (the default is 64).</summary>
+    public const int MaxUnetBaseWidth = 1024;
+
+    /// <summary>The largest <c>data.train_count</c> and <c>data.val_count</c>.</summary>
+    public const int MaxSampleCount = 10_000_000;
+
     /// <summary>
     /// The effective config as YAML: <paramref name="yaml"/> with <paramref name="overrides"/> applied, so that
     /// <c>Parse(EffectiveYaml(yaml, source, overrides), …)</c> gives the config that <c>Parse(yaml, source, overrides)</c>
@@ -140,6 +150,10 @@ public static class ConfigLoader
         if (config.Data.SoftLabels is not null && !config.Loss.Any(t => SoftLabelLossTypes.Contains(t.Type)))
             throw new ConfigException(root.Source, "data.soft_labels",
                 $"no loss term takes soft labels; add a term of type {string.Join(", ", SoftLabelLossTypes)} or remove data.soft_labels");
+        if (config.Data.TrainCount is { } trainCount && config.Data.BatchSize > trainCount)
+            throw new ConfigException(root.Source, "data.batch_size",
+                $"{config.Data.BatchSize} exceeds data.train_count ({trainCount}): training drops the last incomplete batch, so no step would run; " +
+                "lower data.batch_size or raise data.train_count");
         if (NameProblem(config.Name) is { } problem)
             throw new ConfigException(root.Source, "name", $"'{config.Name}' {problem}: the run goes to runs/NAME, so name must be one plain folder name such as 'shapes_unet'");
         return config;
@@ -164,7 +178,7 @@ public static class ConfigLoader
             AuxHead = s.Bool("aux_head", false),
             OutputStride = s.Int("output_stride", 16, 8, 32),
             UnetDepth = s.Int("unet_depth", 4, 1, 8),
-            UnetBaseWidth = s.Int("unet_base_width", 64, 1),
+            UnetBaseWidth = s.Int("unet_base_width", 64, 1, MaxUnetBaseWidth),
             UnetBilinear = s.Bool("unet_bilinear", true),
             AuxWeight = s.Double("aux_weight", 0.4, 0.0),
             Head = new HeadConfig
@@ -190,15 +204,15 @@ public static class ConfigLoader
             Root = s.OptionalString("root"),
             NumClasses = s.OptionalInt("num_classes", 1),
             IgnoreIndex = s.Long("ignore_index", 255),
-            CropSize = s.IntList("crop_size", 2) ?? [512, 512],
+            CropSize = s.IntList("crop_size", 2, max: MaxImageSide) ?? [512, 512],
             BatchSize = s.Int("batch_size", 8, 1),
             Workers = s.Int("workers", 2, 0, 256),
             OnBadSample = s.Choice("on_bad_sample", "error", "error", "skip"),
             TrainSplit = s.String("train_split", "train"),
             ValSplit = s.String("val_split", "val"),
-            Size = s.Int("size", 128, 8),
-            TrainCount = s.OptionalInt("train_count", 1),
-            ValCount = s.OptionalInt("val_count", 1),
+            Size = s.Int("size", 128, 8, MaxImageSide),
+            TrainCount = s.OptionalInt("train_count", 1, MaxSampleCount),
+            ValCount = s.OptionalInt("val_count", 1, MaxSampleCount),
             Seed = s.OptionalInt("seed"),
             ClassNames = s.StringList("class_names"),
             Augment = BindTransforms(s, "augment"),

@@ -44,6 +44,9 @@ public static class Trainer
         SkippedSamples.Watch(valSet, "val", Console.Error);
         var trainPipeline = RunFactory.TrainPipeline(config.Data, src);
         var valPipeline = RunFactory.ValPipeline(config.Data, trainPipeline, src);
+        if (trainSet.Count < config.Data.BatchSize)
+            throw new ConfigException(src, "data.batch_size", $"{config.Data.BatchSize} exceeds the {trainSet.Count} training samples: training drops the " +
+                                                              "last incomplete batch, so no step would run; lower data.batch_size");
         var numClasses = trainSet.NumClasses;
         var heads = new HeadHolder();
         var model = RunFactory.CreateModel(config.Model, numClasses, src, heads);
