@@ -1,5 +1,9 @@
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.MarginSoftmax;
+using Seg.Core.Losses.MetricLosses;
+using Seg.Core.Losses.PixelLosses;
 using Seg.Data;
 using Seg.Models;
 using Seg.Train.Config;
