@@ -9,11 +9,14 @@ namespace Seg.Core.Losses.LovaszLosses;
 /// </summary>
 public sealed class LovaszHingeLoss : nn.Module<Tensor, Tensor, Tensor>
 {
+    /// <summary>The default of <c>perImage</c>: true (per image, as the reference implementation does).</summary>
+    public const bool DefaultPerImage = true;
+
     /// <summary>Creates the loss.</summary>
     /// <param name="perImage">Average per image (the reference's default), else one ranking over the batch.</param>
     /// <param name="ignoreIndex">Label of pixels to leave out (default 255), or null for none.</param>
     /// <param name="name">Module name.</param>
-    public LovaszHingeLoss(bool perImage = true, long? ignoreIndex = 255, string name = "lovasz_hinge") : base(name)
+    public LovaszHingeLoss(bool perImage = DefaultPerImage, long? ignoreIndex = 255, string name = "lovasz_hinge") : base(name)
     {
         PerImage = perImage;
         IgnoreIndex = ignoreIndex;

@@ -11,12 +11,15 @@ namespace Seg.Core.Losses.LovaszLosses;
 /// </summary>
 public sealed class LovaszSigmoidLoss : nn.Module<Tensor, Tensor, Tensor>
 {
+    /// <summary>The default of <c>perImage</c>: false (one ranking over the batch).</summary>
+    public const bool DefaultPerImage = false;
+
     /// <summary>Creates the loss.</summary>
     /// <param name="perImage">Per channel, average over images first.</param>
     /// <param name="ignoreIndex">Target value of pixels to leave out (default 255), or null for none; not 0 or 1,
     /// which are target values.</param>
     /// <param name="name">Module name.</param>
-    public LovaszSigmoidLoss(bool perImage = false, long? ignoreIndex = 255, string name = "lovasz_sigmoid") : base(name)
+    public LovaszSigmoidLoss(bool perImage = DefaultPerImage, long? ignoreIndex = 255, string name = "lovasz_sigmoid") : base(name)
     {
         if (ignoreIndex is 0 or 1)
             throw new ArgumentOutOfRangeException(nameof(ignoreIndex), ignoreIndex, "the ignore index cannot be 0 or 1: those are the multi-label target values.");

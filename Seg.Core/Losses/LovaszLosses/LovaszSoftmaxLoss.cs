@@ -9,13 +9,16 @@ namespace Seg.Core.Losses.LovaszLosses;
 /// </summary>
 public sealed class LovaszSoftmaxLoss : nn.Module<Tensor, Tensor, Tensor>
 {
+    /// <summary>The default of <c>perImage</c>: false (one ranking per class over the batch, as the reference implementation does).</summary>
+    public const bool DefaultPerImage = false;
+
     /// <summary>Creates the loss.</summary>
     /// <param name="classes">Classes to average over (default: present ones).</param>
     /// <param name="perImage">Average per image, then over images.</param>
     /// <param name="ignoreIndex">Label of pixels to leave out (default 255), or null for none.</param>
     /// <param name="bins">0: exact; &gt; 0: histogram mode with that many bins (within 1/bins of exact).</param>
     /// <param name="name">Module name.</param>
-    public LovaszSoftmaxLoss(ClassSelection classes = default, bool perImage = false, long? ignoreIndex = 255,
+    public LovaszSoftmaxLoss(ClassSelection classes = default, bool perImage = DefaultPerImage, long? ignoreIndex = 255,
                              int bins = 0, string name = "lovasz_softmax") : base(name)
     {
         if (bins < 0 || bins > Lovasz.MaxBins)
