@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text;
+using Seg.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Seg.Train.Config;
@@ -261,8 +262,12 @@ public static class ConfigLoader
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
         };
-        if (t.Device is not ("auto" or "cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(t.Device, @"^cuda:\d+$"))
-            throw s.Error("device", $"'{t.Device}' is not one of auto, cpu, cuda, cuda:N (closest valid value: '{ClosestKey.Find(t.Device, ["auto", "cpu", "cuda"])}')");
+        try { SegRuntime.ParseDevice(t.Device); }
+        catch (DeviceNameException e)
+        {
+            throw s.Error("device", $"'{e.Name}' is not one of {string.Join(", ", DeviceNameException.Forms)} " +
+                                    $"(closest valid value: '{ClosestKey.Find(e.Name, ["auto", "cpu", "cuda"])}')");
+        }
         s.RejectUnknownKeys();
         return t;
     }
