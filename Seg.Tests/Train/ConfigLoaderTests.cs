@@ -76,6 +76,13 @@ public class ConfigLoaderTests
     [InlineData("loss:\n  - { type: lovasz_sofmax }", "loss[0].type", "closest valid value: 'lovasz_softmax'")]
     [InlineData("loss:\n  - { type: dice, start: 0.6, end: 0.5 }", "loss[0].end", "must be greater than start")]
     [InlineData("model: { head: { margin: arcfce } }", "model.head.margin", "'arcface'")]
+    // The models' own ranges (ModelOptions.Problems): the config used to accept output_stride 32 and unet_depth 7
+    // or 8, which no model builds.
+    [InlineData("model: { output_stride: 32 }", "model.output_stride", "32 must be 8 or 16")]
+    [InlineData("model: { unet_depth: 7 }", "model.unet_depth", "7 is out of range [1, 6]")]
+    [InlineData("model: { unet_depth: 0 }", "model.unet_depth", "0 is out of range [1, 6]")]
+    [InlineData("model: { unet_base_width: 0 }", "model.unet_base_width", "0 must be at least 1")]
+    [InlineData("model: { unet_depth: deep }", "model.unet_depth", "expected an integer")]
     public void BadValueNamesKeyPath(string yaml, string path, string fragment)
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "bad.yaml"));

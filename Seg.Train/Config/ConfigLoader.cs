@@ -1,5 +1,7 @@
 using System.Reflection;
 using System.Text;
+using Seg.Core;
+using Seg.Models;
 using YamlDotNet.RepresentationModel;
 
 namespace Seg.Train.Config;
@@ -111,6 +113,16 @@ public static class ConfigLoader
         return config;
     }
 
+    static readonly TrainConfig Defaults = new();
+
+    /// <summary>The <c>model:</c> key of each <see cref="ModelOptions"/> property the config sets.</summary>
+    static readonly Dictionary<string, string> ModelKeys = new()
+    {
+        [nameof(ModelOptions.OutputStride)] = "output_stride",
+        [nameof(ModelOptions.UnetDepth)] = "unet_depth",
+        [nameof(ModelOptions.UnetBaseWidth)] = "unet_base_width",
+    };
+
     static ModelConfig BindModel(ConfigSection s)
     {
         var head = s.Section("head");
@@ -119,10 +131,10 @@ public static class ConfigLoader
             Name = s.String("name", "unet"),
             Pretrained = s.OptionalString("pretrained"),
             AuxHead = s.Bool("aux_head", false),
-            OutputStride = s.Int("output_stride", 16, 8, 32),
-            UnetDepth = s.Int("unet_depth", 4, 1, 8),
-            UnetBaseWidth = s.Int("unet_base_width", 64, 1),
-            UnetBilinear = s.Bool("unet_bilinear", true),
+            OutputStride = s.Int("output_stride", Defaults.Model.OutputStride),
+            UnetDepth = s.Int("unet_depth", Defaults.Model.UnetDepth),
+            UnetBaseWidth = s.Int("unet_base_width", Defaults.Model.UnetBaseWidth),
+            UnetBilinear = s.Bool("unet_bilinear", Defaults.Model.UnetBilinear),
             AuxWeight = s.Double("aux_weight", 0.4, 0.0),
             Head = new HeadConfig
             {
@@ -133,7 +145,9 @@ public static class ConfigLoader
                 EmbeddingDim = head.Int("embedding_dim", 64, 1),
             },
         };
-        if (m.OutputStride is not (8 or 16 or 32)) throw s.Error("output_stride", $"{m.OutputStride} must be 8, 16 or 32");
+        // The ranges are the models' (ModelOptions.Problems); the config only names its own keys.
+        foreach (var (property, problem) in m.ToModelOptions().Problems())
+            throw s.Error(ModelKeys[property], problem);
         head.RejectUnknownKeys();
         s.RejectUnknownKeys();
         return m;
@@ -261,8 +275,12 @@ public static class ConfigLoader
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
         };
-        if (t.Device is not ("auto" or "cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(t.Device, @"^cuda:\d+$"))
-            throw s.Error("device", $"'{t.Device}' is not one of auto, cpu, cuda, cuda:N (closest valid value: '{ClosestKey.Find(t.Device, ["auto", "cpu", "cuda"])}')");
+        try { SegRuntime.ParseDevice(t.Device); }
+        catch (DeviceNameException e)
+        {
+            throw s.Error("device", $"'{e.Name}' is not one of {string.Join(", ", DeviceNameException.Forms)} " +
+                                    $"(closest valid value: '{ClosestKey.Find(e.Name, ["auto", "cpu", "cuda"])}')");
+        }
         s.RejectUnknownKeys();
         return t;
     }

@@ -1,3 +1,5 @@
+using Seg.Models;
+
 namespace Seg.Train.Config;
 
 /// <summary>
@@ -35,18 +37,30 @@ public sealed record ModelConfig
     public string? Pretrained { get; init; }
     /// <summary>Auxiliary head (DeepLab/FCN family).</summary>
     public bool AuxHead { get; init; }
-    /// <summary>Output stride of dilated backbones (8 or 16).</summary>
-    public int OutputStride { get; init; } = 16;
+    /// <summary>Output stride of dilated backbones (<see cref="ModelOptions.OutputStrides"/>).</summary>
+    public int OutputStride { get; init; } = Defaults.OutputStride;
     /// <summary>UNet depth (number of down-sampling stages).</summary>
-    public int UnetDepth { get; init; } = 4;
+    public int UnetDepth { get; init; } = Defaults.UnetDepth;
     /// <summary>UNet channels of the first stage.</summary>
-    public int UnetBaseWidth { get; init; } = 64;
+    public int UnetBaseWidth { get; init; } = Defaults.UnetBaseWidth;
     /// <summary>UNet up-sampling by bilinear interpolation instead of transposed convolution.</summary>
-    public bool UnetBilinear { get; init; } = true;
+    public bool UnetBilinear { get; init; } = Defaults.UnetBilinear;
     /// <summary>Weight of the auxiliary head's loss (same loss terms) when <see cref="AuxHead"/> is on.</summary>
     public double AuxWeight { get; init; } = 0.4;
     /// <summary>Classifier head (<c>model.head:</c>).</summary>
     public HeadConfig Head { get; init; } = new();
+
+    static readonly ModelOptions Defaults = new();
+
+    /// <summary>The architecture options these keys map onto (the head factory aside), which the models check.</summary>
+    public ModelOptions ToModelOptions() => new()
+    {
+        AuxHead = AuxHead,
+        OutputStride = OutputStride,
+        UnetDepth = UnetDepth,
+        UnetBaseWidth = UnetBaseWidth,
+        UnetBilinear = UnetBilinear,
+    };
 }
 
 /// <summary><c>model.head:</c> the classifier: a plain 1x1 convolution or a cosine (normalised) head with a margin.</summary>
