@@ -108,10 +108,19 @@ public static class ConfigLoader
         if (config.Data.SoftLabels is not null && !config.Loss.Any(t => LossTypes.Get(t.Type).TakesSoftLabels))
             throw new ConfigException(root.Source, "data.soft_labels",
                 $"no loss term takes soft labels; add a term of type {string.Join(", ", LossTypes.All.Where(t => t.TakesSoftLabels).Select(t => t.Key))} or remove data.soft_labels");
-        if (config.Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
-            throw new ConfigException(root.Source, "name", $"'{config.Name}' cannot be a folder name");
+        if (NameProblem(config.Name) is { } problem)
+            throw new ConfigException(root.Source, "name", $"'{config.Name}' {problem}: the run goes to runs/NAME, so name must be one plain folder name such as 'shapes_unet'");
         return config;
     }
+
+    // A name that is not one plain path segment would put runs/NAME elsewhere: '..' is the working directory.
+    static string? NameProblem(string name) =>
+        name.Length == 0 ? "is empty"
+        : name.Trim().Length != name.Length ? "starts or ends with white space"
+        : name is "." or ".." ? "names a folder above or at runs/, not one inside it"
+        : name.IndexOfAny(['/', '\\']) >= 0 ? "contains a path separator"
+        : name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 ? "contains a character that no file name may hold"
+        : null;
 
     static readonly TrainConfig Defaults = new();
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Seg.Core.IO;
 using Seg.Core.Metrics;
 
 namespace Seg.Train.Reports;
@@ -49,7 +50,6 @@ public static class MetricsJson
     /// <summary>Writes <c>metrics.json</c>.</summary>
     public static void Write(string path, SegmentationMetrics metrics, long iterations)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllText(path, ToJson(metrics, iterations).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(path, ToJson(metrics, iterations).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

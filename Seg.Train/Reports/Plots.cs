@@ -1,4 +1,5 @@
 using ScottPlot;
+using Seg.Core.IO;
 using Seg.Core.Metrics;
 
 namespace Seg.Train.Reports;
@@ -29,7 +30,7 @@ public static class Plots
         plot.Title("Training loss");
         plot.XLabel("iteration");
         plot.YLabel("loss (moving average)");
-        plot.SavePng(path, Width, Height);
+        Save(plot, path, Width, Height);
     }
 
     /// <summary>Validation mIoU, image mIoU, mIoU^I and mIoU^C against iteration.</summary>
@@ -49,7 +50,7 @@ public static class Plots
         plot.Title("Validation mIoU");
         plot.XLabel("iteration");
         plot.YLabel("mIoU");
-        plot.SavePng(path, Width, Height);
+        Save(plot, path, Width, Height);
     }
 
     /// <summary>IoU per class (classes excluded from the mean are drawn at 0 and named "(n/a)").</summary>
@@ -65,7 +66,7 @@ public static class Plots
         plot.Axes.SetLimitsY(0, 1);
         plot.Title($"IoU per class (mIoU {metrics.MeanIoU:P1})");
         plot.YLabel("IoU");
-        plot.SavePng(path, Width, Height + 100);
+        Save(plot, path, Width, Height + 100);
     }
 
     /// <summary>
@@ -94,7 +95,7 @@ public static class Plots
         plot.Title($"Per-image IoU ({values.Length} images{(scores.Binary ? ", foreground IoU" : "")})");
         plot.XLabel(scores.Binary ? "foreground IoU of the image" : "mean IoU over the classes in the image's ground truth");
         plot.YLabel("images");
-        plot.SavePng(path, Width, Height);
+        Save(plot, path, Width, Height);
     }
 
     /// <summary>Number of bins of <see cref="ImageIoUHistogram"/>: 0.05 wide.</summary>
@@ -125,7 +126,7 @@ public static class Plots
         plot.Axes.Left.SetTicks(positions.Select(p => c - 1 - p).ToArray(), classNames.ToArray());
         plot.Title("Confusion matrix (rows: ground truth, normalised)");
         plot.XLabel("prediction");
-        plot.SavePng(path, Width, Width);
+        Save(plot, path, Width, Width);
     }
 
     // Many class names do not fit side by side: slant them and leave room below the axis.
@@ -175,5 +176,12 @@ public static class Plots
             result[i] = sum / n;
         }
         return result;
+    }
+
+    // Through AtomicFile: a PNG that cannot be written fails here, naming the file, not later in the report.
+    static void Save(Plot plot, string path, int width, int height)
+    {
+        using var image = plot.GetImage(width, height);
+        AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png, 100));
     }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Seg.Core.IO;
 using Seg.Core.Metrics;
 using Seg.Data.Transforms;
 using Seg.Train.Evaluation;
@@ -61,8 +62,8 @@ public static class ReportWriter
             figures.Add(("Samples: image / ground truth / prediction", "plots/samples.png"));
         }
 
-        File.WriteAllText(paths.ReportMarkdown, Markdown(data, figures));
-        File.WriteAllText(paths.ReportHtml, Html(paths.Root, data, figures));
+        AtomicFile.WriteAllText(paths.ReportMarkdown, Markdown(data, figures));
+        AtomicFile.WriteAllText(paths.ReportHtml, Html(paths.Root, data, figures));
     }
 
     // IoU^C of a class; n/a where the per-image statistics are absent or the class is in no image.

@@ -42,8 +42,7 @@ public static class SampleGrid
                     Cv2.CopyMakeBorder(rows[i], rows[i], 0, 0, 0, width - rows[i].Cols, BorderTypes.Constant, Scalar.White);
             using var grid = new Mat();
             Cv2.VConcat(rows.ToArray(), grid);
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            Cv2.ImWrite(path, grid);
+            PngFile.Write(path, grid);
         }
         finally
         {

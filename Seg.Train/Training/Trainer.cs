@@ -29,10 +29,10 @@ public static class Trainer
     {
         // ---- setup: everything that can fail on a bad config happens here, before training ----
         var config = ConfigLoader.Parse(request.ConfigYaml, request.Source, request.Overrides);
-        var paths = new RunPaths(request.Output ?? Path.Combine("runs", config.Name));
+        var paths = RunFolder.Locate(request.Output, config.Name);
+        var mode = request.Start;
+        RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
         var src = request.Source;
-        if (request.Resume && !File.Exists(paths.Last))
-            throw new FileNotFoundException($"--resume: no checkpoint at {paths.Last}; train without --resume to start the run", paths.Last);
         if (config.Train.Threads > 0) set_num_threads(config.Train.Threads);
         var device = RunFactory.ResolveDevice(config.Train.Device, src);
         var total = config.Train.Iterations;
@@ -52,13 +52,11 @@ public static class Trainer
         var auxModel = model is ISegmentationModel { HasAuxHead: true } aux ? aux : null;
 
         // One run per folder from here on: a second run refuses, naming this one; a lock left by a killed run is taken over.
-        using var runLock = RunLock.Acquire(paths.Root, Console.WriteLine);
-        foreach (var name in CheckpointFile.RemoveTemporaries(paths.Checkpoints))
-            Console.WriteLine($"note: removed {name}, a checkpoint that a crashed or killed save left half-written");
+        using var folder = RunFolder.Open(paths, mode, Console.WriteLine);
 
         long start = 0, bestIteration = 0;
         var bestMeanIoU = -1.0;
-        if (request.Resume)
+        if (mode == RunStart.Resume)
         {
             try { CheckpointFile.ReadState(paths.Last); }
             catch (InvalidDataException e) { throw new InvalidDataException(e.Message + " " + FallBack(paths), e); }
@@ -78,17 +76,20 @@ public static class Trainer
         using var valLoader = new SegmentationLoader(valSet, valPipeline,
             new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, device);
 
-        if (!request.Resume) ClearPreviousRun(paths);
-        Directory.CreateDirectory(paths.Root);
-        File.WriteAllText(paths.Config, EffectiveConfig(request));
+        folder.WriteConfig(EffectiveConfig(request));
         var termNames = criterion.Terms.Select(t => t.Name).ToList();
         using var log = TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null);
         EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
         var board = utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false);
         var classNames = trainSet.ClassNames;
 
-        CheckpointState State(long iteration) => new(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
-            classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+        void Save(string path, long iteration)
+        {
+            var state = new CheckpointState(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
+                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+            CheckpointFile.Save(path, state, model, optimizer, criterion);
+            folder.CheckpointSaved(path);
+        }
 
         Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
@@ -169,19 +170,19 @@ public static class Trainer
                     var isBest = m.MeanIoU > bestMeanIoU;
                     if (isBest) (bestMeanIoU, bestIteration) = (m.MeanIoU, done);
                     progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
-                    if (isBest) CheckpointFile.Save(paths.Best, State(done), model, optimizer, criterion);
+                    if (isBest) Save(paths.Best, done);
                     trainWatch.Start();
                 }
                 if (done % config.Train.CheckpointEvery == 0 || done == total)
                 {
                     log.Flush();
-                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                    Save(paths.Last, done);
                 }
                 if (done >= total) break;
                 if (stop.IsCancellationRequested)
                 {
                     log.Flush();
-                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                    Save(paths.Last, done);
                     interrupted = true;
                     break;
                 }
@@ -219,17 +220,6 @@ public static class Trainer
         return CheckpointFile.CanResumeFrom(paths.Best, out var best, out var reason)
             ? $"{paths.Best} is intact (iteration {best!.Iteration}): to resume from there, copy it over {paths.Last} and run with --resume again."
             : $"{paths.Best} cannot stand in for it ({reason}).";
-    }
-
-    // A fresh run into a used directory starts over: remove the old run's artefacts (only ours), so that stale
-    // checkpoints, TensorBoard events or plots cannot be mistaken for the new run's.
-    static void ClearPreviousRun(RunPaths paths)
-    {
-        if (File.Exists(paths.Last)) Console.WriteLine($"note: {paths.Root} holds an earlier run; starting afresh (use --resume to continue it)");
-        foreach (var dir in new[] { paths.Checkpoints, paths.TensorBoard, paths.Plots })
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        foreach (var file in new[] { paths.TrainLog, paths.EvalLog, paths.Metrics, paths.ReportMarkdown, paths.ReportHtml })
-            if (File.Exists(file)) File.Delete(file);
     }
 
     static string EffectiveConfig(TrainRequest request) =>
