@@ -54,12 +54,14 @@ public sealed class OnnxSegmenter : IDisposable
         Inference = options.Inference ?? (OutputsLabels ? null : Metadata.Inference) ?? OnnxInferenceSettings.WholeImage;
         if (OutputsLabels && (Inference.Slide || Inference.Flip))
             throw new ArgumentException($"{path} outputs labels (exported with --argmax): sliding windows and flip average class probabilities, so they need a file exported without --argmax.");
+        // A window from the file is the file's fault (InvalidDataException); one from the options, the caller's.
+        Exception Refuse(string message) => options.Inference is null ? new InvalidDataException(message) : new ArgumentException(message, nameof(options));
+        var windowSource = options.Inference is null ? $"metadata '{OnnxModelMetadata.Keys.EvalWindow}'" : "OnnxSegmenterOptions.Inference.Window";
         if (Inference.Slide && StaticSize is { } size && size != Inference.Window)
-            throw new ArgumentException($"{path} takes {size.Height}x{size.Width} images only (exported with --static); the sliding window is {Inference.Window.Height}x{Inference.Window.Width}.");
+            throw Refuse($"{path} takes {size.Height}x{size.Width} images only (exported with --static); the sliding window ({windowSource}) is {Inference.Window.Height}x{Inference.Window.Width}.");
         PipelineBytesPerPixel = PerPixel(OutputsLabels, Math.Max(NumClasses, 1), Inference);
         if (Inference.Slide && WindowBytes > maxImageBytes)
-            throw new ArgumentException($"{path}: the sliding window {Inference.Window.Height}x{Inference.Window.Width} " +
-                $"({(options.Inference is null ? $"metadata '{OnnxModelMetadata.Keys.EvalWindow}'" : "OnnxSegmenterOptions.Inference.Window")}) " +
+            throw Refuse($"{path}: the sliding window {Inference.Window.Height}x{Inference.Window.Width} ({windowSource}) " +
                 $"needs {WindowBytes} bytes, over OnnxSegmenterOptions.MaxImageBytes ({maxImageBytes}).");
 
         table = new float[3 * 256];
