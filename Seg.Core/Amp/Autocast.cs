@@ -48,6 +48,20 @@ public static class Autocast
     /// <exception cref="NotSupportedException">The loaded libtorch lacks <c>at::autocast::get_autocast_dtype</c>.</exception>
     public static unsafe ScalarType GetDtype(DeviceType device) => (ScalarType)Native.GetDtype((byte)CheckDevice(device));
 
+    /// <summary>A scope with autocast off for <paramref name="device"/> when it is on there, else null (also where
+    /// the device type has no autocast, e.g. meta, or this libtorch lacks the functions: then it cannot be on).</summary>
+    internal static IDisposable? SuspendIfEnabled(DeviceType device)
+    {
+        if (device is not (DeviceType.CPU or DeviceType.CUDA or DeviceType.MPS) || !Available.Value) return null;
+        return IsEnabled(device) ? Disable(device) : null;
+    }
+
+    static readonly Lazy<bool> Available = new(() =>
+    {
+        try { _ = Native; return true; }
+        catch (NotSupportedException) { return false; }
+    });
+
     // The device types libtorch 2.10's autocast has dispatch keys for and TorchSharp can name; any other value
     // would make libtorch throw a C++ exception, which cannot cross into .NET.
     static DeviceType CheckDevice(DeviceType device) =>
