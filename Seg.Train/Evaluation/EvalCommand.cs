@@ -22,7 +22,7 @@ public static class EvalCommand
         var config = ConfigLoader.Load(configPath, overrides);
         if (!File.Exists(checkpoint)) throw new FileNotFoundException($"--checkpoint: no such file: {checkpoint}", checkpoint);
         var paths = new RunPaths(output ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))!, "eval"));
-        if (config.Train.Threads > 0) TorchSharp.torch.set_num_threads(config.Train.Threads);
+        Console.WriteLine($"eval: {Seg.Core.Native.TorchThreads.Apply(config.Train.Threads)}");
         var device = RunFactory.ResolveDevice(config.Train.Device, configPath);
         var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, configPath);
         var pipeline = RunFactory.ValPipeline(config.Data, RunFactory.TrainPipeline(config.Data, configPath), configPath);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Seg.Core.Losses;
+using Seg.Core.Native;
 using Seg.Data;
 using Seg.Models;
 using Seg.Train.Checkpoints;
@@ -33,7 +34,7 @@ public static class Trainer
         var src = request.Source;
         if (request.Resume && !File.Exists(paths.Last))
             throw new FileNotFoundException($"--resume: no checkpoint at {paths.Last}; train without --resume to start the run", paths.Last);
-        if (config.Train.Threads > 0) set_num_threads(config.Train.Threads);
+        var threads = TorchThreads.Apply(config.Train.Threads);
         var device = RunFactory.ResolveDevice(config.Train.Device, src);
         var total = config.Train.Iterations;
         manual_seed(config.Train.Seed);
@@ -90,7 +91,7 @@ public static class Trainer
         CheckpointState State(long iteration) => new(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
             classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
 
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
