@@ -27,6 +27,7 @@ public class TorchThreadsTests
         Assert.Contains("3.0 busy with other work", quota.Reason);
         Assert.Contains("idle", TorchThreads.Decide(2, 2, 0.1).Reason);
         Assert.Equal("1 thread (as configured)", TorchThreads.Choose(1).ToString());
+        Assert.Equal("3 threads (as configured)", TorchThreads.Choose(3).ToString());
     }
 
     [Fact]

@@ -18,17 +18,21 @@ public sealed record ThreadChoice(int Threads, string Reason)
 /// and on a machine whose cores other processes keep busy each parallel op waits for the thread that lost its core.
 /// <see cref="Choose"/> therefore takes the cores this process may use (<see cref="Environment.ProcessorCount"/>,
 /// which honours the affinity mask and the cgroup quota) less the cores other processes kept busy during a short
-/// sample of <c>/proc/stat</c>, and at least one.
+/// sample of <c>/proc/stat</c>, and at least one. A thread count the user gave (the config, or
+/// <c>OMP_NUM_THREADS</c>) is used as given.
 /// </summary>
 public static class TorchThreads
 {
     /// <summary>How long <see cref="Choose"/> watches the host's load.</summary>
     public static readonly TimeSpan SampleWindow = TimeSpan.FromMilliseconds(150);
 
-    /// <summary>The thread count for <paramref name="requested"/> threads (0: choose from cores, quota and load).</summary>
+    /// <summary>The thread count for <paramref name="requested"/> threads (0: the environment's
+    /// <c>OMP_NUM_THREADS</c> when set, else chosen from cores, quota and load).</summary>
     public static ThreadChoice Choose(int requested = 0)
     {
         if (requested > 0) return new ThreadChoice(requested, "as configured");
+        if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), NumberStyles.None, CultureInfo.InvariantCulture, out var omp) && omp > 0)
+            return new ThreadChoice(omp, "OMP_NUM_THREADS");
         var hostCpus = CpuLoad.HostCpus();
         return Decide(Environment.ProcessorCount, hostCpus, CpuLoad.SampleOthersBusyCores(SampleWindow, hostCpus));
     }
