@@ -54,7 +54,7 @@ public static class Plots
                     label.LabelAlignment = Alignment.LowerCenter;
                     label.LabelOffsetY = -8;
                 }
-            plot.ShowLegend(Alignment.LowerRight);
+            plot.ShowLegend(Edge.Right);   // beside the plot: inside, it would hide points wherever they lie
             plot.Axes.SetLimitsX(0, Math.Max(1, xs.Max()) * 1.08);
         }
         plot.Axes.SetLimitsY(0, 1.05);

@@ -17,7 +17,8 @@ public static class SampleGrid
     static readonly Scalar Ink = new(40, 40, 40);
 
     /// <summary>Writes the grid; small images are enlarged (nearest neighbour) to at least <paramref name="minSide"/>
-    /// pixels. <paramref name="scores"/>, when given, holds each sample's score for its caption (mIoU^I, a fraction).</summary>
+    /// pixels. <paramref name="scores"/>, when given, holds each sample's score for its caption (its mIoU^I score, a
+    /// fraction; Hershey fonts have no caret, so the caption says "score").</summary>
     public static void Write(string path, IReadOnlyList<EvalSample> samples, IReadOnlyList<(byte R, byte G, byte B)> palette,
         Normalize? normalization, long ignoreIndex, IReadOnlyList<string> classNames, IReadOnlyList<double>? scores = null, int minSide = 160)
     {
@@ -44,7 +45,7 @@ public static class SampleGrid
                 Cv2.HConcat(cells, row);
                 foreach (var c in cells) c.Dispose();
                 var caption = scores is not null && n < scores.Count
-                    ? $"{s.Id}   mIoU^I {(100 * scores[n]).ToString("F1", CultureInfo.InvariantCulture)} %"
+                    ? $"{s.Id}   score {(100 * scores[n]).ToString("F1", CultureInfo.InvariantCulture)} %"
                     : s.Id;
                 rows.Add(WithStrip(row, Caption, (strip, _) => Text(strip, caption, 4, 0.5)));
                 row.Dispose();
