@@ -73,7 +73,7 @@ public static class SegCli
         var train = new Command("train", "Train a model from a YAML config") { config, set, output, resume, restart };
         train.SetAction(r => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), r.GetValue(restart), interrupt)));
 
-        var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings)", Required = true };
+        var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings); default: the one a .ckpt was trained with" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) or weight file", Required = true };
         var evalSet = new Option<string[]>("--set") { Description = "Override a config key, e.g. --set eval.flip=true (repeatable)" };
         var evalOutput = new Option<string>("--output", "-o") { Description = "Output directory (default: the run's eval/ folder)" };
@@ -81,7 +81,7 @@ public static class SegCli
             { evalConfig, checkpoint, evalSet, evalOutput };
         eval.SetAction(r => Guard(() =>
         {
-            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig)!, r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput), interrupt);
+            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig), r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput), interrupt);
             var m = result.Metrics;
             Console.WriteLine($"{Reports.ReportWriter.SummaryText(m)}{Environment.NewLine}report: {Path.GetFullPath(paths.ReportHtml)}");
             return 0;

@@ -74,11 +74,12 @@ public static class ConfigLoader
             YamlMappingNode map => map,
             _ => throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)"),
         };
+        var origins = new Dictionary<YamlNode, string>(ReferenceEqualityComparer.Instance);
         foreach (var assignment in overrides ?? [])
-            Override.Apply(root, assignment);
+            Override.Apply(root, assignment, origins);
         try
         {
-            return Bind(new ConfigSection(root, "", source));
+            return Bind(new ConfigSection(root, "", source, origins));
         }
         catch (Exception e) when (e is InvalidCastException or InvalidOperationException or ArgumentException or FormatException
                                       or OverflowException or KeyNotFoundException or IndexOutOfRangeException or NullReferenceException)

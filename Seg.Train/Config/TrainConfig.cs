@@ -201,7 +201,7 @@ public sealed record TrainLoopConfig
     public int Seed { get; init; }
     /// <summary><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "auto";
-    /// <summary>CPU threads for torch (0: leave torch's default).</summary>
+    /// <summary>CPU threads for torch (0: chosen from the usable cores and the load other processes put on them, see <see cref="Seg.Core.Native.TorchThreads"/>).</summary>
     public int Threads { get; init; }
     /// <summary>Clip the global gradient norm to this value (0: off).</summary>
     public double GradClip { get; init; }

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using Seg.Core.Losses;
+using Seg.Core.Native;
 using Seg.Data;
+using Seg.Data.Datasets;
 using Seg.Models;
 using Seg.Train.Checkpoints;
 using Seg.Train.Cli;
@@ -33,7 +35,7 @@ public static class Trainer
         var mode = request.Start;
         RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
         var src = request.Source;
-        if (config.Train.Threads > 0) set_num_threads(config.Train.Threads);
+        var threads = TorchThreads.Apply(config.Train.Threads);
         var device = RunFactory.ResolveDevice(config.Train.Device, src);
         var total = config.Train.Iterations;
         manual_seed(config.Train.Seed);
@@ -91,7 +93,10 @@ public static class Trainer
             folder.CheckpointSaved(path);
         }
 
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
+        var splitWarning = SplitOverlap.Warning(trainSet, valSet);
+        if (splitWarning is not null) Console.Error.WriteLine("WARNING: " + splitWarning);
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
@@ -195,12 +200,14 @@ public static class Trainer
 
         // ---- final scores and report ----
         lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex);
-        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total);
+        var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, threads.Threads,
+            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning]);
+        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
         var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
             trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
-        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing));
-        foreach (var s in lastEval.Samples) { s.Image.Dispose(); s.Label.Dispose(); s.Prediction.Dispose(); }
+        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run));
+        lastEval.DisposeSamples();
         Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
         return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
     }
