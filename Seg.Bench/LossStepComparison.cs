@@ -3,6 +3,8 @@ using System.Globalization;
 using Seg.Bench.Baselines;
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 using static Seg.Bench.Stats;

@@ -2,6 +2,9 @@ using BenchmarkDotNet.Attributes;
 using Seg.Bench.Baselines;
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.MetricLosses;
+using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.PixelLosses;
 using Seg.Models;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -147,4 +147,19 @@ internal static class LossInputs
         if (!labels.ne(ignoreIndex).any().item<bool>()) return logits.sum() * 0.0;
         return nn.functional.cross_entropy(logits, labels, ignore_index: ignoreIndex);
     }
+
+    /// <summary>
+    /// Mean of row losses over eligible rows; in per-image mode ([B,K] rows) the mean per image, then over images
+    /// with an eligible row. Nothing eligible gives 0 with a zero gradient, never 0/0.
+    /// </summary>
+    public static Tensor MeanOverEligible(Tensor rowLoss, Tensor eligible, bool perImage)
+    {
+        var mask = eligible.to(rowLoss.dtype);
+        if (!perImage)
+            return MaskedMean(rowLoss, mask);
+        var rowsPerImage = mask.sum(-1);
+        var imageLoss = (rowLoss * mask).sum(-1) / rowsPerImage.clamp_min(1);
+        var imageMask = rowsPerImage.gt(0).to(rowLoss.dtype);
+        return MaskedMean(imageLoss, imageMask);
+    }
 }

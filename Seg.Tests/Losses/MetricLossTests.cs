@@ -1,4 +1,5 @@
 using Seg.Core.Losses;
+using Seg.Core.Losses.MetricLosses;
 using Seg.Tests.SoftmaxFamily;
 using TorchSharp;
 using static TorchSharp.torch;

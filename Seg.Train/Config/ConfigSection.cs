@@ -50,6 +50,9 @@ public sealed class ConfigSection
     /// <summary>True when the key is written (and not null).</summary>
     public bool Has(string key) => Find(key) is not null;
 
+    /// <summary>True when the key holds a list (a YAML sequence).</summary>
+    public bool IsList(string key) => Find(key) is YamlSequenceNode;
+
     /// <summary>A string value.</summary>
     public string String(string key, string fallback) => OptionalString(key) ?? fallback;
 

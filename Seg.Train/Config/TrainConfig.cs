@@ -108,10 +108,10 @@ public sealed record DataConfig
 }
 
 /// <summary><c>data.soft_labels:</c> soft labels made from the hard labels of each batch for the soft-label
-/// terms (<see cref="Seg.Train.Config.ConfigLoader.SoftLabelLossTypes"/>); the other terms keep the hard labels.</summary>
+/// terms (<see cref="LossType.TakesSoftLabels"/>); the other terms keep the hard labels.</summary>
 public sealed record SoftLabelsConfig
 {
-    /// <summary><c>boundary</c>: boundary label smoothing (<c>Seg.Core.Losses.SoftLabels.BoundarySmoothing</c>).</summary>
+    /// <summary><c>boundary</c>: boundary label smoothing (<c>Seg.Core.Losses.MetricLosses.SoftLabels.BoundarySmoothing</c>).</summary>
     public string Type { get; init; } = "boundary";
     /// <summary>Smoothing ε in [0,1].</summary>
     public double Epsilon { get; init; } = 0.5;
@@ -125,7 +125,7 @@ public sealed record TransformConfig(string Type, IReadOnlyDictionary<string, ob
 /// <summary>One <c>loss:</c> term (a CompositeLoss LossTerm).</summary>
 public sealed record LossTermConfig
 {
-    /// <summary>One of <see cref="ConfigLoader.LossTypes"/>; each type reads its own keys.</summary>
+    /// <summary>One of <see cref="LossTypes.Keys"/>; each type reads its own keys.</summary>
     public string Type { get; init; } = "cross_entropy";
     /// <summary>Term weight.</summary>
     public double Weight { get; init; } = 1.0;
@@ -135,41 +135,9 @@ public sealed record LossTermConfig
     public double End { get; init; } = 1.0;
     /// <summary>Name used in logs (default: the type).</summary>
     public string? Name { get; init; }
-    /// <summary>Lovász-Softmax: <c>present</c> (classes in the batch) or <c>all</c>; metric losses also <c>auto</c>
-    /// (their default: present for hard labels, all for soft labels).</summary>
-    public string Classes { get; init; } = "present";
-    /// <summary>Lovász: compute per image and average.</summary>
-    public bool PerImage { get; init; }
-    /// <summary>Metric losses: weight of the per-dataset aggregation (key <c>per_dataset</c>).</summary>
-    public double PerDataset { get; init; } = 1.0;
-    /// <summary>Metric losses: weight of the per-image aggregation (key <c>per_image</c>, a number for these types).</summary>
-    public double PerImageWeight { get; init; }
-    /// <summary>Metric losses: weight of the per-class-over-images aggregation (key <c>per_class</c>).</summary>
-    public double PerClass { get; init; }
-    /// <summary>Metric losses: −log T instead of 1 − T.</summary>
-    public bool LogLoss { get; init; }
-    /// <summary>Metric losses: a class is present where its label exceeds this.</summary>
-    public double Threshold { get; init; } = 0.01;
-    /// <summary>Tversky: weight β of false negatives (<see cref="Alpha"/> weighs false positives).</summary>
-    public double Beta { get; init; } = 0.5;
-    /// <summary>Cross-entropy and metric losses: per-class weights (null: none).</summary>
-    public IReadOnlyList<double>? ClassWeights { get; init; }
-    /// <summary>Cross-entropy label smoothing.</summary>
-    public double LabelSmoothing { get; init; }
-    /// <summary>Cross-entropy logit temperature.</summary>
-    public double Temperature { get; init; } = 1.0;
-    /// <summary>Focal loss focusing parameter (default 2); metric losses' exponent γ ≥ 1 (default 1).</summary>
-    public double Gamma { get; init; } = 2.0;
-    /// <summary>Focal loss class-balance factor (default 1); Tversky weight α of false positives (default 0.5).</summary>
-    public double Alpha { get; init; } = 1.0;
-    /// <summary>Lovász: 0 for the exact loss, or the number of histogram bins of the approximate one.</summary>
-    public int Bins { get; init; }
-    /// <summary>Center loss: center learning rate α.</summary>
-    public double CenterAlpha { get; init; } = 0.5;
-    /// <summary>Center loss: pixels sampled per step.</summary>
-    public int MaxPixels { get; init; } = 4096;
-    /// <summary>Dice and metric losses' smoothing constant.</summary>
-    public double Smooth { get; init; } = 1.0;
+    /// <summary>The keys of its type: the <see cref="LossOptions"/> record of <see cref="Type"/> (see
+    /// <see cref="LossTypes"/>).</summary>
+    public LossOptions Options { get; init; } = new CrossEntropyOptions();
 }
 
 /// <summary><c>optimizer:</c></summary>
