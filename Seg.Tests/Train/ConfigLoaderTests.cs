@@ -157,7 +157,7 @@ public class ConfigLoaderTests
         Assert.Equal("shapes", c.Data.Type);
         Assert.Equal("unet", c.Model.Name);
         Assert.Equal(["cross_entropy", "lovasz_softmax"], c.Loss.Select(t => t.Type));
-        Assert.Equal(0.0, c.Loss[1].Start);   // from step 0: CE alone plateaus near mIoU 0.4 (README, Default run)
+        Assert.Equal(0.0, c.Loss[1].Start);   // from step 0: CE alone plateaus near mIoU 0.4 (docs/experiments.md, "Choosing the default recipe")
     }
 
     [Fact]
