@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Seg.Core;
+using Seg.Core.Native;
 using Seg.Data;
 using Seg.Models.Export;
 using Seg.Train.Config;
@@ -83,6 +85,7 @@ public static class SegCli
         });
         predict.SetAction(r => Guard(() =>
         {
+            HeadlessOpenCv.EnsureLoaded();   // images are decoded with OpenCV
             var n = r.GetValue(predictModel) is { } onnx
                 ? Predictor.RunOnnx(onnx, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt)
                 : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt);
@@ -148,6 +151,17 @@ public static class SegCli
         catch (OperationCanceledException)
         {
             return Fail("interrupted", Interrupted);
+        }
+        catch (TypeInitializationException e) when (e.TypeName?.StartsWith("OpenCvSharp.", StringComparison.Ordinal) == true)
+        {
+            // OpenCV reached before HeadlessOpenCv.EnsureLoaded: say why it does not load instead of the bare exception.
+            try { HeadlessOpenCv.EnsureLoaded(); }
+            catch (NativeLoadException loadError) { return Fail("error: " + loadError.Message, 1); }
+            return Fail($"error: OpenCV's native library failed to initialise: {e.InnerException?.Message ?? e.Message}", 1);
+        }
+        catch (NativeLoadException e)
+        {
+            return Fail("error: " + e.Message, 1);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException)
         {
