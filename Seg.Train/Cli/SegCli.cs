@@ -1,9 +1,11 @@
 using System.CommandLine;
 using Seg.Core;
 using Seg.Core.Native;
+using Seg.Core.Distributed;
 using Seg.Data;
 using Seg.Models.Export;
 using Seg.Train.Config;
+using Seg.Train.Distributed;
 using Seg.Train.Evaluation;
 using Seg.Train.Export;
 using Seg.Train.Prediction;
@@ -56,7 +58,8 @@ public static class SegCli
         var resume = new Option<bool>("--resume") { Description = "Continue from OUTPUT/checkpoints/last.ckpt" };
 
         var train = new Command("train", "Train a model from a YAML config") { config, set, output, resume };
-        train.SetAction(r => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), interrupt)));
+        // Under an MPI launcher (mpirun -np N) each process is one rank of a data-parallel job; alone, rank 0 of 1.
+        train.SetAction(r => DataParallel.Run(dp => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), interrupt, dp)), Interrupted));
 
         var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings)", Required = true };
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) or weight file", Required = true };
@@ -111,15 +114,15 @@ public static class SegCli
 
         var root = new RootCommand("Seg: semantic segmentation training with Lovász-Softmax. No verb trains the embedded default config into runs/default.")
             { train, eval, predict, export };
-        root.SetAction(_ => Guard(() => Train(null, [], null, false, interrupt)));
+        root.SetAction(_ => DataParallel.Run(dp => Guard(() => Train(null, [], null, false, interrupt, dp)), Interrupted));
         return root;
     }
 
-    static int Train(string? configPath, string[] overrides, string? output, bool resume, CancellationToken interrupt)
+    static int Train(string? configPath, string[] overrides, string? output, bool resume, CancellationToken interrupt, DataParallel dp)
     {
         var (yaml, source) = configPath is null ? (ConfigLoader.DefaultYaml(), "embedded default config")
             : (ConfigLoader.ReadText(configPath), configPath);
-        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume), interrupt);
+        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume), interrupt, dp);
         if (outcome.Status == TrainStatus.Interrupted)
         {
             Console.Error.WriteLine($"interrupted at iteration {outcome.Iteration}; saved {outcome.Paths.Last}; continue with --resume");
@@ -163,7 +166,7 @@ public static class SegCli
         {
             return Fail("error: " + e.Message, 1);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException or DistributedException)
         {
             return Fail("error: " + e.Message, 1);
         }

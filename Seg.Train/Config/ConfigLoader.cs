@@ -132,6 +132,7 @@ public static class ConfigLoader
             UnetBaseWidth = s.Int("unet_base_width", 64, 1),
             UnetBilinear = s.Bool("unet_bilinear", true),
             AuxWeight = s.Double("aux_weight", 0.4, 0.0),
+            SyncBn = s.Bool("sync_bn", false),
             Head = new HeadConfig
             {
                 Type = head.Choice("type", "linear", "linear", "cosine"),
@@ -322,6 +323,7 @@ public static class ConfigLoader
             Device = s.String("device", "auto"),
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
+            Accumulate = s.Int("accumulate", 1, 1, 1024),
         };
         if (t.Device is not ("auto" or "cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(t.Device, @"^cuda:\d+$"))
             throw s.Error("device", $"'{t.Device}' is not one of auto, cpu, cuda, cuda:N (closest valid value: '{ClosestKey.Find(t.Device, ["auto", "cpu", "cuda"])}')");
