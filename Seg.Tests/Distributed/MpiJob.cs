@@ -40,6 +40,67 @@ internal static class MpiJob
         return Start(Mpirun ?? throw new InvalidOperationException("mpirun not found"), args, workingDirectory, limit, environment);
     }
 
+    /// <summary>Runs one process per command (MPMD: <c>mpirun -np 1 A : -np 1 B</c>), rank i running command i.</summary>
+    public static Result RunEach(IReadOnlyList<IReadOnlyList<string>> commands, string workingDirectory, TimeSpan limit)
+    {
+        var args = new List<string> { "--allow-run-as-root", "--oversubscribe", "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=PASSIVE" };
+        for (var i = 0; i < commands.Count; i++)
+        {
+            if (i > 0) args.Add(":");
+            args.AddRange(["-np", "1", .. commands[i]]);
+        }
+        return Start(Mpirun ?? throw new InvalidOperationException("mpirun not found"), args, workingDirectory, limit, null);
+    }
+
+    /// <summary>Starts <paramref name="command"/> on <paramref name="ranks"/> processes without waiting.</summary>
+    public static Process Launch(int ranks, IEnumerable<string> command, string workingDirectory)
+    {
+        var psi = new ProcessStartInfo(Mpirun ?? throw new InvalidOperationException("mpirun not found"))
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = workingDirectory,
+        };
+        foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(), "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=PASSIVE" }.Concat(command))
+            psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    /// <summary>The process ids of the ranks of a job started by <paramref name="mpirun"/> whose
+    /// OMPI_COMM_WORLD_RANK is <paramref name="rank"/> (read from /proc).</summary>
+    public static IReadOnlyList<int> RankProcesses(int mpirun, int rank)
+    {
+        var result = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == mpirun) continue;
+            try
+            {
+                if (!DescendsFrom(pid, mpirun)) continue;
+                var environ = File.ReadAllText(Path.Combine(dir, "environ")).Split('\0');
+                if (environ.Contains($"OMPI_COMM_WORLD_RANK={rank}")) result.Add(pid);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return result;
+    }
+
+    static bool DescendsFrom(int pid, int ancestor)
+    {
+        for (var i = 0; i < 16 && pid > 1; i++)
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            pid = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1]);
+            if (pid == ancestor) return true;
+        }
+        return false;
+    }
+
     /// <summary>Runs <paramref name="command"/> as a plain process (no launcher).</summary>
     public static Result RunAlone(IReadOnlyList<string> command, string workingDirectory, TimeSpan limit, IReadOnlyDictionary<string, string>? environment = null) =>
         Start(command[0], command.Skip(1), workingDirectory, limit, environment);
