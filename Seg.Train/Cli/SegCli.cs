@@ -2,9 +2,11 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Seg.Core;
 using Seg.Core.Native;
+using Seg.Core.Distributed;
 using Seg.Data;
 using Seg.Models.Export;
 using Seg.Train.Config;
+using Seg.Train.Distributed;
 using Seg.Train.Evaluation;
 using Seg.Train.Export;
 using Seg.Train.Prediction;
@@ -71,7 +73,8 @@ public static class SegCli
         };
 
         var train = new Command("train", "Train a model from a YAML config") { config, set, output, resume, restart };
-        train.SetAction(r => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), r.GetValue(restart), interrupt)));
+        // Under an MPI launcher (mpirun -np N) each process is one rank of a data-parallel job; alone, rank 0 of 1.
+        train.SetAction(r => DataParallel.Run(dp => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), r.GetValue(restart), interrupt, dp)), Interrupted));
 
         var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings); default: the one a .ckpt was trained with" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) or weight file", Required = true };
@@ -126,15 +129,15 @@ public static class SegCli
 
         var root = new RootCommand("Seg: semantic segmentation training with Lovász-Softmax. No verb trains the embedded default config into runs/default.")
             { train, eval, predict, export };
-        root.SetAction(_ => Guard(() => Train(null, [], null, false, false, interrupt)));
+        root.SetAction(_ => DataParallel.Run(dp => Guard(() => Train(null, [], null, false, false, interrupt, dp)), Interrupted));
         return root;
     }
 
-    static int Train(string? configPath, string[] overrides, string? output, bool resume, bool restart, CancellationToken interrupt)
+    static int Train(string? configPath, string[] overrides, string? output, bool resume, bool restart, CancellationToken interrupt, DataParallel dp)
     {
         var (yaml, source) = configPath is null ? (ConfigLoader.DefaultYaml(), "embedded default config")
             : (ConfigLoader.ReadText(configPath), configPath);
-        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume, restart), interrupt);
+        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume, restart), interrupt, dp);
         if (outcome.Status == TrainStatus.Interrupted)
         {
             Console.Error.WriteLine($"interrupted at iteration {outcome.Iteration}; saved {outcome.Paths.Last}; continue with --resume");
@@ -178,7 +181,7 @@ public static class SegCli
         {
             return Fail("error: " + e.Message, 1);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException or DistributedException)
         {
             return Fail("error: " + e.Message, 1);
         }

@@ -146,6 +146,7 @@ public static class ConfigLoader
             UnetBaseWidth = s.Int("unet_base_width", Defaults.Model.UnetBaseWidth),
             UnetBilinear = s.Bool("unet_bilinear", Defaults.Model.UnetBilinear),
             AuxWeight = s.Double("aux_weight", 0.4, 0.0),
+            SyncBn = s.Bool("sync_bn", false),
             Head = new HeadConfig
             {
                 Type = head.Choice("type", "linear", "linear", "cosine"),
@@ -284,6 +285,7 @@ public static class ConfigLoader
             Device = s.String("device", "auto"),
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
+            Accumulate = s.Int("accumulate", 1, 1, 1024),
         };
         try { SegRuntime.ParseDevice(t.Device); }
         catch (DeviceNameException e)
