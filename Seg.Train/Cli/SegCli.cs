@@ -1,8 +1,12 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using Seg.Core;
+using Seg.Core.Native;
+using Seg.Core.Distributed;
 using Seg.Data;
 using Seg.Models.Export;
 using Seg.Train.Config;
+using Seg.Train.Distributed;
 using Seg.Train.Evaluation;
 using Seg.Train.Export;
 using Seg.Train.Prediction;
@@ -77,9 +81,10 @@ public static class SegCli
         };
 
         var train = new Command("train", "Train a model from a YAML config") { config, set, output, resume, restart };
-        train.SetAction(r => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), r.GetValue(restart), interrupt)));
+        // Under an MPI launcher (mpirun -np N) each process is one rank of a data-parallel job; alone, rank 0 of 1.
+        train.SetAction(r => DataParallel.Run(dp => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), r.GetValue(restart), interrupt, dp)), Interrupted));
 
-        var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings)", Required = true };
+        var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings); default: the one a .ckpt was trained with" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) or weight file", Required = true };
         var evalSet = new Option<string[]>("--set") { Description = "Override a config key, e.g. --set eval.flip=true (repeatable)" };
         var evalOutput = new Option<string>("--output", "-o") { Description = "Output directory (default: the run's eval/ folder)" };
@@ -88,7 +93,7 @@ public static class SegCli
             { evalConfig, checkpoint, evalSet, evalOutput, evalDevice };
         eval.SetAction(r => Guard(() =>
         {
-            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig)!, r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput),
+            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig), r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput),
                 interrupt, r.GetValue(evalDevice));
             var m = result.Metrics;
             Console.WriteLine($"{Reports.ReportWriter.SummaryText(m)}{Environment.NewLine}report: {Path.GetFullPath(paths.ReportHtml)}");
@@ -115,6 +120,7 @@ public static class SegCli
         });
         predict.SetAction(r => Guard(() =>
         {
+            HeadlessOpenCv.EnsureLoaded();   // images are decoded with OpenCV
             var n = r.GetValue(predictModel) is { } onnx
                 ? Predictor.RunOnnx(onnx, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt)
                 : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt,
@@ -141,18 +147,18 @@ public static class SegCli
 
         var root = new RootCommand("Seg: semantic segmentation training with Lovász-Softmax. No verb trains the embedded default config into runs/default.")
             { train, eval, predict, export };
-        root.SetAction(_ => Guard(() => Train(null, [], null, false, false, interrupt)));
+        root.SetAction(_ => DataParallel.Run(dp => Guard(() => Train(null, [], null, false, false, interrupt, dp)), Interrupted));
         return root;
     }
 
     static Option<string> DeviceOption(string defaultText) =>
         new("--device") { Description = $"auto, cpu, cuda or cuda:N ({defaultText}); a checkpoint loads onto any device" };
 
-    static int Train(string? configPath, string[] overrides, string? output, bool resume, bool restart, CancellationToken interrupt)
+    static int Train(string? configPath, string[] overrides, string? output, bool resume, bool restart, CancellationToken interrupt, DataParallel dp)
     {
         var (yaml, source) = configPath is null ? (ConfigLoader.DefaultYaml(), "embedded default config")
             : (ConfigLoader.ReadText(configPath), configPath);
-        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume, restart), interrupt);
+        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume, restart), interrupt, dp);
         if (outcome.Status == TrainStatus.Interrupted)
         {
             Console.Error.WriteLine($"interrupted at iteration {outcome.Iteration}; saved {outcome.Paths.Last}; continue with --resume");
@@ -189,7 +195,18 @@ public static class SegCli
         {
             return Fail("interrupted", Interrupted);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException)
+        catch (TypeInitializationException e) when (e.TypeName?.StartsWith("OpenCvSharp.", StringComparison.Ordinal) == true)
+        {
+            // OpenCV reached before HeadlessOpenCv.EnsureLoaded: say why it does not load instead of the bare exception.
+            try { HeadlessOpenCv.EnsureLoaded(); }
+            catch (NativeLoadException loadError) { return Fail("error: " + loadError.Message, 1); }
+            return Fail($"error: OpenCV's native library failed to initialise: {e.InnerException?.Message ?? e.Message}", 1);
+        }
+        catch (NativeLoadException e)
+        {
+            return Fail("error: " + e.Message, 1);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException or DistributedException)
         {
             return Fail("error: " + e.Message, 1);
         }

@@ -11,16 +11,18 @@ namespace Seg.Train.Reports;
 /// "classes": [{"name", "iou", "acc", "dice", ...}]}</c>,
 /// fractions in [0, 1]. A class with an empty union has <c>"iou": null</c> and <c>"excluded": true</c> (it is left out
 /// of the means). <c>mIoU</c> is the dataset-level mIoU^D; <c>mIoU_I</c>, <c>mIoU_C</c> and the worst-case fields are
-/// those of <see cref="PerImageScores"/> (worst 5 % and 10 % of the images).
+/// those of <see cref="PerImageScores"/> (worst 5 % and 10 % of the images). <c>"run"</c> describes the run
+/// (<see cref="RunInfo.ToJson"/>) where it is known.
 /// </summary>
 public static class MetricsJson
 {
     /// <summary>The JSON object for <paramref name="metrics"/> after <paramref name="iterations"/> training steps.</summary>
     /// <param name="metrics">The scores.</param>
     /// <param name="iterations">Training steps behind them.</param>
+    /// <param name="run">What produced them (config, device, data), or null.</param>
     /// <param name="nonFinitePixels">Pixels scored although their output was NaN or infinite (<c>eval.allow_nonfinite</c>).</param>
     /// <param name="skipped">Samples left out by <c>data.on_bad_sample: skip</c>.</param>
-    public static JsonObject ToJson(SegmentationMetrics metrics, long iterations, long nonFinitePixels = 0, SkippedSamples? skipped = null)
+    public static JsonObject ToJson(SegmentationMetrics metrics, long iterations, RunInfo? run = null, long nonFinitePixels = 0, SkippedSamples? skipped = null)
     {
         skipped ??= SkippedSamples.None;
         var classes = new JsonArray();
@@ -53,12 +55,13 @@ public static class MetricsJson
             ["skipped_samples"] = skipped.Count,
             ["skipped_files"] = new JsonArray(skipped.First.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray()),
             ["classes"] = classes,
+            ["run"] = run?.ToJson(),
         };
     }
 
     /// <summary>Writes <c>metrics.json</c>.</summary>
-    public static void Write(string path, SegmentationMetrics metrics, long iterations, long nonFinitePixels = 0, SkippedSamples? skipped = null)
+    public static void Write(string path, SegmentationMetrics metrics, long iterations, RunInfo? run = null, long nonFinitePixels = 0, SkippedSamples? skipped = null)
     {
-        AtomicFile.WriteAllText(path, ToJson(metrics, iterations, nonFinitePixels, skipped).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(path, ToJson(metrics, iterations, run, nonFinitePixels, skipped).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }
