@@ -88,7 +88,7 @@ public static class Trainer
         using var valLoader = new SegmentationLoader(valSet, valPipeline,
             dp.ShardEvaluation(new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }), device);
 
-        folder?.WriteConfig((dp.WorldSize > 1 ? dp.ConfigHeader : "") + EffectiveConfig(request));
+        folder?.WriteConfig(EffectiveConfig(request, dp.WorldSize > 1 ? dp.ConfigHeader : ""));
         var termNames = criterion.Terms.Select(t => t.Name).ToList();
         using var log = main ? TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null) : null;
         if (main) EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
@@ -276,8 +276,9 @@ public static class Trainer
             : $"{paths.Best} cannot stand in for it ({reason}).";
     }
 
-    static string EffectiveConfig(TrainRequest request) =>
-        $"# source: {request.Source}\n" +
+    // The "# source:" line first (RunFolder requires it), then the other leading comments (read back on resume).
+    static string EffectiveConfig(TrainRequest request, string comments = "") =>
+        $"# source: {request.Source}\n" + comments +
         string.Concat(request.Overrides.Select(o => $"# --set {o}\n")) +
         request.ConfigYaml;
 }
