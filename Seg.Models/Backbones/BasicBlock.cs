@@ -13,7 +13,8 @@ public sealed class BasicBlock : Module<Tensor, Tensor>, IOnnxExportable
     public const int Expansion = 1;
 
     readonly Conv2d conv1, conv2;
-    readonly BatchNorm2d bn1, bn2;
+    // Declared as modules, not BatchNorm2d (sealed), so that SyncBatchNorm.convert_sync_batchnorm can replace them.
+    readonly Module<Tensor, Tensor> bn1, bn2;
     readonly Sequential? downsample;
 
     /// <summary>Builds the block as torchvision does.</summary>

@@ -13,7 +13,8 @@ public sealed class Bottleneck : Module<Tensor, Tensor>, IOnnxExportable
     public const int Expansion = 4;
 
     readonly Conv2d conv1, conv2, conv3;
-    readonly BatchNorm2d bn1, bn2, bn3;
+    // Declared as modules, not BatchNorm2d (sealed), so that SyncBatchNorm.convert_sync_batchnorm can replace them.
+    readonly Module<Tensor, Tensor> bn1, bn2, bn3;
     readonly Sequential? downsample;
 
     /// <summary>Builds the block as torchvision does.</summary>

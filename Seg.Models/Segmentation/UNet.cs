@@ -28,7 +28,8 @@ public sealed class UNet : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExpo
     public UNet(int numClasses, ModelOptions options) : base(nameof(UNet))
     {
         depth = options.UnetDepth;
-        if (depth is < 1 or > 6) throw new ArgumentException($"UnetDepth must be 1..6, got {depth}.", nameof(options));
+        if (depth is < ModelOptions.MinUnetDepth or > ModelOptions.MaxUnetDepth)
+            throw new ArgumentException($"UnetDepth must be {ModelOptions.MinUnetDepth}..{ModelOptions.MaxUnetDepth}, got {depth}.", nameof(options));
         if (options.UnetBaseWidth < 1) throw new ArgumentException($"UnetBaseWidth must be positive, got {options.UnetBaseWidth}.", nameof(options));
         long[] c = Enumerable.Range(0, depth + 1).Select(i => (long)options.UnetBaseWidth << i).ToArray();
 
