@@ -29,7 +29,7 @@ public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel, 
             8 => (new[] { false, true, true }, new long[] { 12, 24, 36 }),
             _ => throw new ArgumentException($"OutputStride must be 16 or 8 for DeepLabV3+, got {options.OutputStride}.", nameof(options)),
         };
-        backbone = ResNetCatalog.Backbone(resnetDepth, dilate, options.InChannels);
+        backbone = ResNetCatalog.Backbone($"resnet{resnetDepth}", dilate, options.InChannels);
         classifier = new DeepLabV3PlusHead(backbone.OutChannels, backbone.LayerChannels[0], numClasses, rates, options);
         register_module(nameof(backbone), backbone);
         register_module(nameof(classifier), classifier);

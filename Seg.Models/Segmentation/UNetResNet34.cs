@@ -23,7 +23,7 @@ public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel, I
 
     public UNetResNet34(int numClasses, ModelOptions options) : base(nameof(UNetResNet34))
     {
-        encoder = ResNetCatalog.Backbone(34, [false, false, false], options.InChannels);
+        encoder = ResNetCatalog.Backbone("resnet34", [false, false, false], options.InChannels);
         long[] skipChannels = [encoder.LayerChannels[2], encoder.LayerChannels[1], encoder.LayerChannels[0], 64, 0];
         var blocks = new Sequential[DecoderChannels.Length];
         long inC = encoder.OutChannels;

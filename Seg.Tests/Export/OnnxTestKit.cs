@@ -28,6 +28,11 @@ internal static class OnnxTestKit
         ["deeplabv3plus_resnet50_os16"] = () => ModelFactory.Create("deeplabv3plus_resnet50", Classes),
         ["deeplabv3plus_resnet50_os8_aux"] = () => ModelFactory.Create("deeplabv3plus_resnet50", Classes, new ModelOptions { OutputStride = 8, AuxHead = true }),
         ["resnet18"] = () => ModelFactory.Create("resnet18", Classes),
+        ["mobilenet_v3_small"] = () => ModelFactory.Create("mobilenet_v3_small", Classes),
+        ["efficientnet_b0"] = () => ModelFactory.Create("efficientnet_b0", Classes),
+        ["convnext_tiny"] = () => ModelFactory.Create("convnext_tiny", Classes),
+        ["lraspp_mobilenet_v3_large"] = () => ModelFactory.Create("lraspp_mobilenet_v3_large", Classes),
+        ["deeplabv3_mobilenet_v3_large_aux"] = () => ModelFactory.Create("deeplabv3_mobilenet_v3_large", Classes, new ModelOptions { AuxHead = true }),
     };
 
     /// <summary>The other models and combinations (every ResNet-101 one): slow on 2 cores, opt-in (Category=Heavy).</summary>
@@ -42,6 +47,11 @@ internal static class OnnxTestKit
         ["deeplabv3plus_resnet101_os16"] = () => ModelFactory.Create("deeplabv3plus_resnet101", Classes),
         ["deeplabv3plus_resnet101_os8_aux"] = () => ModelFactory.Create("deeplabv3plus_resnet101", Classes, new ModelOptions { OutputStride = 8, AuxHead = true }),
         ["resnet101"] = () => ModelFactory.Create("resnet101", Classes),
+        ["mobilenet_v3_large"] = () => ModelFactory.Create("mobilenet_v3_large", Classes),
+        ["efficientnet_b4"] = () => ModelFactory.Create("efficientnet_b4", Classes),
+        ["convnext_small"] = () => ModelFactory.Create("convnext_small", Classes),
+        ["resnext50_32x4d"] = () => ModelFactory.Create("resnext50_32x4d", Classes),
+        ["fcn_resnet50_aux"] = () => ModelFactory.Create("fcn_resnet50", Classes, new ModelOptions { AuxHead = true }),
     };
 
     /// <summary>The case's model with random batch-norm statistics and affine parameters (fresh ones are the
@@ -52,6 +62,11 @@ internal static class OnnxTestKit
         manual_seed(name.Length * 7919 + name[0]);
         var model = (Cases.TryGetValue(name, out var make) ? make : HeavyCases[name])();
         RandomizeBatchNorm(model);
+        // Layer norms, layer scales and squeeze-excitation biases are not batch norm: give every tensor of the
+        // newer families a non-trivial value (Seg.Tests.Models.PatternWeights, also used against torchvision).
+        if (!name.StartsWith("unet", StringComparison.Ordinal) && !name.StartsWith("deeplabv3plus", StringComparison.Ordinal) && !name.StartsWith("resnet", StringComparison.Ordinal)
+            && !name.StartsWith("deeplabv3_resnet", StringComparison.Ordinal))
+            Seg.Tests.Models.PatternWeights.Fill(model);
         model.eval();
         return model;
     }
