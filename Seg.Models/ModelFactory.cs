@@ -35,14 +35,19 @@ public static class ModelFactory
         ("deeplabv3_resnet101", (n, o) => new DeepLabV3("resnet101", n, o)),
         ("deeplabv3_mobilenet_v3_large", (n, o) => new DeepLabV3("mobilenet_v3_large", n, o)),
         ("lraspp_mobilenet_v3_large", (n, o) => new LRASPP(n, o)),
-        ("deeplabv3plus_resnet50", (n, o) => new DeepLabV3Plus(50, n, o)),
-        ("deeplabv3plus_resnet101", (n, o) => new DeepLabV3Plus(101, n, o)),
         ("unet", (n, o) => new UNet(n, o)),
-        ("unet_resnet34", (n, o) => new UNetResNet34(n, o)),
+    ];
+
+    // The encoder–decoder pairs <decoder>_<encoder>, after the models above.
+    static readonly (string Name, Func<int, ModelOptions, Module<Tensor, Tensor>> Build)[] Pairs =
+    [
+        .. EncoderCatalog.Names.Select(e => ($"unet_{e}", (Func<int, ModelOptions, Module<Tensor, Tensor>>)((n, o) => new EncoderUNet(e, n, o)))),
+        .. EncoderCatalog.Names.Select(e => ($"fpn_{e}", (Func<int, ModelOptions, Module<Tensor, Tensor>>)((n, o) => new Fpn(e, n, o)))),
+        .. EncoderCatalog.Names.Select(e => ($"deeplabv3plus_{e}", (Func<int, ModelOptions, Module<Tensor, Tensor>>)((n, o) => new DeepLabV3Plus(e, n, o)))),
     ];
 
     /// <summary>Every name <see cref="Create"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = Catalog.Select(c => c.Name).ToArray();
+    public static IReadOnlyList<string> Names { get; } = Catalog.Concat(Pairs).Select(c => c.Name).ToArray();
 
     /// <summary>A freshly initialised model (torchvision's initialisation for the ResNet parts).</summary>
     /// <param name="name">One of <see cref="Names"/> (case-insensitive).</param>
@@ -55,7 +60,7 @@ public static class ModelFactory
         if (numClasses < 1) throw new ArgumentException($"numClasses must be at least 1, got {numClasses}.", nameof(numClasses));
         options ??= new ModelOptions();
         if (options.InChannels < 1) throw new ArgumentException($"InChannels must be at least 1, got {options.InChannels}.", nameof(options));
-        foreach (var (known, build) in Catalog)
+        foreach (var (known, build) in Catalog.Concat(Pairs))
             if (string.Equals(known, name, StringComparison.OrdinalIgnoreCase)) return build(numClasses, options);
         throw new ArgumentException($"Unknown model '{name}'. Valid names: {string.Join(", ", Names)}.", nameof(name));
     }

@@ -33,7 +33,8 @@ public class ZooTorchvisionTests(ITestOutputHelper output)
         return doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
     }
 
-    static Dictionary<string, List<(string Key, long[] Shape)>> Keys()
+    /// <summary>torchvision's state_dict entries per model (zoo_keys.txt.gz).</summary>
+    internal static Dictionary<string, List<(string Key, long[] Shape)>> ReadKeys()
     {
         using var gz = new GZipStream(File.OpenRead(Fixture("zoo_keys.txt.gz")), CompressionMode.Decompress);
         using var reader = new StreamReader(gz);
@@ -57,7 +58,7 @@ public class ZooTorchvisionTests(ITestOutputHelper output)
         string name = aux ? variant[..^4] : variant;
         using var model = ModelFactory.Create(name, Segmentation.Contains(name) ? 21 : 1000, new ModelOptions { AuxHead = aux });
         Assert.Equal(Counts()[variant], model.parameters().Sum(p => p.numel()));
-        var expected = Keys()[variant];
+        var expected = ReadKeys()[variant];
         var ours = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
         Assert.Equal(expected.Select(e => e.Key).Order(), ours.Keys.Order());
         foreach (var (key, shape) in expected)
