@@ -68,9 +68,9 @@ public static class Trainer
             if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
                 Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
         }
-        else if (config.Model.Pretrained is { } weights)
+        else if (config.Model.Pretrained is not null)
         {
-            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, weights)}");
+            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
         }
 
         using var trainLoader = new SegmentationLoader(trainSet, trainPipeline,
