@@ -33,8 +33,11 @@ public sealed record ModelConfig
 {
     /// <summary>ModelFactory name, e.g. <c>unet</c>, <c>deeplabv3plus_resnet50</c>.</summary>
     public string Name { get; init; } = "unet";
-    /// <summary>Optional weights file loaded non-strictly before training (missing/unexpected keys reported).</summary>
+    /// <summary>Optional weights loaded before training: a file (non-strict; missing/unexpected keys reported),
+    /// <c>imagenet</c>, <c>coco_voc</c>, or a URL (written <c>{ url: ..., sha256: ... }</c>); see <c>Seg.Models.PretrainedWeights</c>.</summary>
     public string? Pretrained { get; init; }
+    /// <summary>The full SHA-256 of <see cref="Pretrained"/>'s URL (from <c>{ url, sha256 }</c>); null checks the name's hash prefix.</summary>
+    public string? PretrainedSha256 { get; init; }
     /// <summary>Auxiliary head (DeepLab/FCN family).</summary>
     public bool AuxHead { get; init; }
     /// <summary>Output stride of dilated backbones (<see cref="ModelOptions.OutputStrides"/>).</summary>

@@ -77,9 +77,9 @@ public static class Trainer
                 Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
             dp.CheckResume(paths, config, ConfigLoader.Parse(state.ConfigYaml, paths.Last, state.Overrides));
         }
-        else if (config.Model.Pretrained is { } weights)
+        else if (config.Model.Pretrained is not null)
         {
-            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, weights)}");
+            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
         }
         dp.Synchronize(model);   // every rank starts from rank 0's weights
 
