@@ -260,6 +260,9 @@ public static class ConfigLoader
             Device = s.String("device", "auto"),
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
+            Precision = s.Choice("precision", "fp32", Training.RunPrecision.Choices),
+            CudnnBenchmark = s.OptionalString("cudnn_benchmark") is null ? null : s.Bool("cudnn_benchmark", true),
+            Tf32 = s.OptionalString("tf32") is null ? null : s.Bool("tf32", true),
         };
         if (t.Device is not ("auto" or "cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(t.Device, @"^cuda:\d+$"))
             throw s.Error("device", $"'{t.Device}' is not one of auto, cpu, cuda, cuda:N (closest valid value: '{ClosestKey.Find(t.Device, ["auto", "cpu", "cuda"])}')");
