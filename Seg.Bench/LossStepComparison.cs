@@ -31,7 +31,7 @@ public static class LossStepComparison
             int Int() => int.Parse(Next(), CultureInfo.InvariantCulture);
             switch (args[i])
             {
-                case "--device": deviceName = Next(); break;
+                case "--device": deviceName = SegRuntime.ParseDevice(Next()).ToString(); break;
                 case "--rounds": rounds = Int(); break;
                 case "--steps": steps = Int(); break;
                 case "--warmup": warmup = Int(); break;

@@ -168,7 +168,7 @@ public static class TrainStepComparison
                 int Int() { var v = Next(); return int.TryParse(v, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n : throw new ArgumentException($"train-step: {args[i - 1]} wants a whole number, got '{v}'"); }
                 o = args[i] switch
                 {
-                    "--device" => o with { Device = Next() },
+                    "--device" => o with { Device = SegRuntime.ParseDevice(Next()).ToString() },
                     "--threads" => o with { Threads = Int() },
                     "--rounds" => o with { Rounds = Math.Max(1, Int()) },
                     "--steps" => o with { Steps = Math.Max(1, Int()) },

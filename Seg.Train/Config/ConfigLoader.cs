@@ -1,5 +1,7 @@
 using System.Reflection;
 using System.Text;
+using Seg.Core;
+using Seg.Models;
 using YamlDotNet.RepresentationModel;
 
 namespace Seg.Train.Config;
@@ -72,11 +74,12 @@ public static class ConfigLoader
             YamlMappingNode map => map,
             _ => throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)"),
         };
+        var origins = new Dictionary<YamlNode, string>(ReferenceEqualityComparer.Instance);
         foreach (var assignment in overrides ?? [])
-            Override.Apply(root, assignment);
+            Override.Apply(root, assignment, origins);
         try
         {
-            return Bind(new ConfigSection(root, "", source));
+            return Bind(new ConfigSection(root, "", source, origins));
         }
         catch (Exception e) when (e is InvalidCastException or InvalidOperationException or ArgumentException or FormatException
                                       or OverflowException or KeyNotFoundException or IndexOutOfRangeException or NullReferenceException)
@@ -106,10 +109,29 @@ public static class ConfigLoader
         if (config.Data.SoftLabels is not null && !config.Loss.Any(t => LossTypes.Get(t.Type).TakesSoftLabels))
             throw new ConfigException(root.Source, "data.soft_labels",
                 $"no loss term takes soft labels; add a term of type {string.Join(", ", LossTypes.All.Where(t => t.TakesSoftLabels).Select(t => t.Key))} or remove data.soft_labels");
-        if (config.Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
-            throw new ConfigException(root.Source, "name", $"'{config.Name}' cannot be a folder name");
+        if (NameProblem(config.Name) is { } problem)
+            throw new ConfigException(root.Source, "name", $"'{config.Name}' {problem}: the run goes to runs/NAME, so name must be one plain folder name such as 'shapes_unet'");
         return config;
     }
+
+    // A name that is not one plain path segment would put runs/NAME elsewhere: '..' is the working directory.
+    static string? NameProblem(string name) =>
+        name.Length == 0 ? "is empty"
+        : name.Trim().Length != name.Length ? "starts or ends with white space"
+        : name is "." or ".." ? "names a folder above or at runs/, not one inside it"
+        : name.IndexOfAny(['/', '\\']) >= 0 ? "contains a path separator"
+        : name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 ? "contains a character that no file name may hold"
+        : null;
+
+    static readonly TrainConfig Defaults = new();
+
+    /// <summary>The <c>model:</c> key of each <see cref="ModelOptions"/> property the config sets.</summary>
+    static readonly Dictionary<string, string> ModelKeys = new()
+    {
+        [nameof(ModelOptions.OutputStride)] = "output_stride",
+        [nameof(ModelOptions.UnetDepth)] = "unet_depth",
+        [nameof(ModelOptions.UnetBaseWidth)] = "unet_base_width",
+    };
 
     static ModelConfig BindModel(ConfigSection s)
     {
@@ -119,11 +141,12 @@ public static class ConfigLoader
             Name = s.String("name", "unet"),
             Pretrained = s.OptionalString("pretrained"),
             AuxHead = s.Bool("aux_head", false),
-            OutputStride = s.Int("output_stride", 16, 8, 32),
-            UnetDepth = s.Int("unet_depth", 4, 1, 8),
-            UnetBaseWidth = s.Int("unet_base_width", 64, 1),
-            UnetBilinear = s.Bool("unet_bilinear", true),
+            OutputStride = s.Int("output_stride", Defaults.Model.OutputStride),
+            UnetDepth = s.Int("unet_depth", Defaults.Model.UnetDepth),
+            UnetBaseWidth = s.Int("unet_base_width", Defaults.Model.UnetBaseWidth),
+            UnetBilinear = s.Bool("unet_bilinear", Defaults.Model.UnetBilinear),
             AuxWeight = s.Double("aux_weight", 0.4, 0.0),
+            SyncBn = s.Bool("sync_bn", false),
             Head = new HeadConfig
             {
                 Type = head.Choice("type", "linear", "linear", "cosine"),
@@ -133,7 +156,9 @@ public static class ConfigLoader
                 EmbeddingDim = head.Int("embedding_dim", 64, 1),
             },
         };
-        if (m.OutputStride is not (8 or 16 or 32)) throw s.Error("output_stride", $"{m.OutputStride} must be 8, 16 or 32");
+        // The ranges are the models' (ModelOptions.Problems); the config only names its own keys.
+        foreach (var (property, problem) in m.ToModelOptions().Problems())
+            throw s.Error(ModelKeys[property], problem);
         head.RejectUnknownKeys();
         s.RejectUnknownKeys();
         return m;
@@ -260,12 +285,17 @@ public static class ConfigLoader
             Device = s.String("device", "auto"),
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
+            Accumulate = s.Int("accumulate", 1, 1, 1024),
             Precision = s.Choice("precision", "fp32", Training.RunPrecision.Choices),
             CudnnBenchmark = s.OptionalString("cudnn_benchmark") is null ? null : s.Bool("cudnn_benchmark", true),
             Tf32 = s.OptionalString("tf32") is null ? null : s.Bool("tf32", true),
         };
-        if (t.Device is not ("auto" or "cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(t.Device, @"^cuda:\d+$"))
-            throw s.Error("device", $"'{t.Device}' is not one of auto, cpu, cuda, cuda:N (closest valid value: '{ClosestKey.Find(t.Device, ["auto", "cpu", "cuda"])}')");
+        try { SegRuntime.ParseDevice(t.Device); }
+        catch (DeviceNameException e)
+        {
+            throw s.Error("device", $"'{e.Name}' is not one of {string.Join(", ", DeviceNameException.Forms)} " +
+                                    $"(closest valid value: '{ClosestKey.Find(e.Name, ["auto", "cpu", "cuda"])}')");
+        }
         s.RejectUnknownKeys();
         return t;
     }

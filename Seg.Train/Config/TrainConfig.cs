@@ -1,3 +1,5 @@
+using Seg.Models;
+
 namespace Seg.Train.Config;
 
 /// <summary>
@@ -35,18 +37,33 @@ public sealed record ModelConfig
     public string? Pretrained { get; init; }
     /// <summary>Auxiliary head (DeepLab/FCN family).</summary>
     public bool AuxHead { get; init; }
-    /// <summary>Output stride of dilated backbones (8 or 16).</summary>
-    public int OutputStride { get; init; } = 16;
+    /// <summary>Output stride of dilated backbones (<see cref="ModelOptions.OutputStrides"/>).</summary>
+    public int OutputStride { get; init; } = Defaults.OutputStride;
     /// <summary>UNet depth (number of down-sampling stages).</summary>
-    public int UnetDepth { get; init; } = 4;
+    public int UnetDepth { get; init; } = Defaults.UnetDepth;
     /// <summary>UNet channels of the first stage.</summary>
-    public int UnetBaseWidth { get; init; } = 64;
+    public int UnetBaseWidth { get; init; } = Defaults.UnetBaseWidth;
     /// <summary>UNet up-sampling by bilinear interpolation instead of transposed convolution.</summary>
-    public bool UnetBilinear { get; init; } = true;
+    public bool UnetBilinear { get; init; } = Defaults.UnetBilinear;
     /// <summary>Weight of the auxiliary head's loss (same loss terms) when <see cref="AuxHead"/> is on.</summary>
     public double AuxWeight { get; init; } = 0.4;
+    /// <summary>Batch-norm statistics over the global batch of a data-parallel job (<c>SyncBatchNorm</c>, forward
+    /// and backward); off: each process normalises with its own batch. No effect in one process.</summary>
+    public bool SyncBn { get; init; }
     /// <summary>Classifier head (<c>model.head:</c>).</summary>
     public HeadConfig Head { get; init; } = new();
+
+    static readonly ModelOptions Defaults = new();
+
+    /// <summary>The architecture options these keys map onto (the head factory aside), which the models check.</summary>
+    public ModelOptions ToModelOptions() => new()
+    {
+        AuxHead = AuxHead,
+        OutputStride = OutputStride,
+        UnetDepth = UnetDepth,
+        UnetBaseWidth = UnetBaseWidth,
+        UnetBilinear = UnetBilinear,
+    };
 }
 
 /// <summary><c>model.head:</c> the classifier: a plain 1x1 convolution or a cosine (normalised) head with a margin.</summary>
@@ -187,10 +204,13 @@ public sealed record TrainLoopConfig
     public int Seed { get; init; }
     /// <summary><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "auto";
-    /// <summary>CPU threads for torch (0: leave torch's default).</summary>
+    /// <summary>CPU threads for torch (0: chosen from the usable cores and the load other processes put on them, see <see cref="Seg.Core.Native.TorchThreads"/>).</summary>
     public int Threads { get; init; }
     /// <summary>Clip the global gradient norm to this value (0: off).</summary>
     public double GradClip { get; init; }
+    /// <summary>Micro-batches whose gradients are summed before each optimizer step; iterations and the schedule
+    /// count optimizer steps, and a step sees <c>data.batch_size</c> × processes × this many samples.</summary>
+    public int Accumulate { get; init; } = 1;
     /// <summary><c>fp32</c>, <c>bf16</c>, <c>fp16</c> (autocast for forward and loss; fp16 with loss scaling) or
     /// <c>auto</c> (bf16 where the device computes it natively, else fp32).</summary>
     public string Precision { get; init; } = "fp32";

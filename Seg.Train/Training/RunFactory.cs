@@ -86,15 +86,7 @@ public static class RunFactory
     /// <summary>The network, with the configured classifier head, before any weights are loaded.</summary>
     public static nn.Module<Tensor, Tensor> CreateModel(ModelConfig model, int numClasses, string source, HeadHolder? holder = null)
     {
-        var options = new ModelOptions
-        {
-            AuxHead = model.AuxHead,
-            OutputStride = model.OutputStride,
-            UnetDepth = model.UnetDepth,
-            UnetBaseWidth = model.UnetBaseWidth,
-            UnetBilinear = model.UnetBilinear,
-            HeadFactory = HeadFactories.For(model.Head, holder ?? new HeadHolder()),
-        };
+        var options = model.ToModelOptions() with { HeadFactory = HeadFactories.For(model.Head, holder ?? new HeadHolder()) };
         try
         {
             return ModelFactory.Create(model.Name, numClasses, options);
