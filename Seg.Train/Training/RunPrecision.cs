@@ -29,6 +29,11 @@ public sealed record RunPrecision(string Name, string Why)
             : new RunPrecision("fp32", $"train.precision: auto -> fp32 ({reason})");
     }
 
+    /// <summary>The precision and, where <c>auto</c> chose it, why: "bf16 (auto: CPU has avx512_bf16)".</summary>
+    public string Describe() => Why.StartsWith("train.precision: auto", StringComparison.Ordinal)
+        ? $"{Name} (auto: {Why[(Why.IndexOf('(') + 1)..^1]})"
+        : Name;
+
     /// <summary>The autocast dtype, or null for fp32.</summary>
     public ScalarType? AutocastType => Name switch
     {
