@@ -305,6 +305,9 @@ public static class ConfigLoader
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
             Accumulate = s.Int("accumulate", 1, 1, 1024),
+            Precision = s.Choice("precision", "fp32", Training.RunPrecision.Choices),
+            CudnnBenchmark = s.OptionalString("cudnn_benchmark") is null ? null : s.Bool("cudnn_benchmark", true),
+            Tf32 = s.OptionalString("tf32") is null ? null : s.Bool("tf32", true),
         };
         try { SegRuntime.ParseDevice(t.Device); }
         catch (DeviceNameException e)

@@ -214,6 +214,14 @@ public sealed record TrainLoopConfig
     /// <summary>Micro-batches whose gradients are summed before each optimizer step; iterations and the schedule
     /// count optimizer steps, and a step sees <c>data.batch_size</c> × processes × this many samples.</summary>
     public int Accumulate { get; init; } = 1;
+    /// <summary><c>fp32</c>, <c>bf16</c>, <c>fp16</c> (autocast for forward and loss; fp16 with loss scaling) or
+    /// <c>auto</c> (bf16 where the device computes it natively, else fp32).</summary>
+    public string Precision { get; init; } = "fp32";
+    /// <summary>cuDNN autotuning of convolutions (null: on for CUDA); accepted and without effect on the CPU.</summary>
+    public bool? CudnnBenchmark { get; init; }
+    /// <summary>TF32 tensor cores for float32 cuDNN convolutions and cuBLAS matmuls (null: on for CUDA); accepted and
+    /// without effect on the CPU.</summary>
+    public bool? Tf32 { get; init; }
 }
 
 /// <summary><c>eval:</c> how validation and <c>eval</c> predict.</summary>
