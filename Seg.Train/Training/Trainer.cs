@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using Seg.Core.Losses;
+using Seg.Core.Native;
 using Seg.Data;
+using Seg.Data.Datasets;
 using Seg.Models;
 using Seg.Train.Checkpoints;
 using Seg.Train.Cli;
@@ -36,11 +38,11 @@ public static class Trainer
         var main = dp.IsMain;   // rank 0 alone writes files
         dp.CheckConfig(config);
         var accumulate = config.Train.Accumulate;
-        var paths = new RunPaths(request.Output ?? Path.Combine("runs", config.Name));
+        var paths = RunFolder.Locate(request.Output, config.Name);
+        var mode = request.Start;
+        RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
         var src = request.Source;
-        if (request.Resume && !File.Exists(paths.Last))
-            throw new FileNotFoundException($"--resume: no checkpoint at {paths.Last}; train without --resume to start the run", paths.Last);
-        if (config.Train.Threads > 0) set_num_threads(config.Train.Threads);
+        var threads = TorchThreads.Apply(config.Train.Threads);
         var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
         var total = config.Train.Iterations;
         manual_seed(config.Train.Seed);
@@ -60,14 +62,11 @@ public static class Trainer
         var auxModel = model is ISegmentationModel { HasAuxHead: true } aux ? aux : null;
 
         // One run per folder from here on: a second run refuses, naming this one; a lock left by a killed run is taken over.
-        using var runLock = main ? RunLock.Acquire(paths.Root, Console.WriteLine) : null;
-        if (main)
-            foreach (var name in CheckpointFile.RemoveTemporaries(paths.Checkpoints))
-                Console.WriteLine($"note: removed {name}, a checkpoint that a crashed or killed save left half-written");
+        using var folder = main ? RunFolder.Open(paths, mode, Console.WriteLine) : null;
 
         long start = 0, bestIteration = 0;
         var bestMeanIoU = -1.0;
-        if (request.Resume)
+        if (mode == RunStart.Resume)
         {
             try { CheckpointFile.ReadState(paths.Last); }
             catch (InvalidDataException e) { throw new InvalidDataException(e.Message + " " + FallBack(paths), e); }
@@ -89,19 +88,25 @@ public static class Trainer
         using var valLoader = new SegmentationLoader(valSet, valPipeline,
             dp.ShardEvaluation(new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }), device);
 
-        if (main && !request.Resume) ClearPreviousRun(paths);
-        if (main) Directory.CreateDirectory(paths.Root);
-        if (main) File.WriteAllText(paths.Config, (dp.WorldSize > 1 ? dp.ConfigHeader : "") + EffectiveConfig(request));
+        folder?.WriteConfig((dp.WorldSize > 1 ? dp.ConfigHeader : "") + EffectiveConfig(request));
         var termNames = criterion.Terms.Select(t => t.Name).ToList();
         using var log = main ? TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null) : null;
         if (main) EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
         var board = main ? utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false) : null;
         var classNames = trainSet.ClassNames;
 
-        CheckpointState State(long iteration) => new(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
-            classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+        void Save(string path, long iteration)
+        {
+            var state = new CheckpointState(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
+                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+            CheckpointFile.Save(path, state, model, optimizer, criterion);
+            folder!.CheckpointSaved(path);
+        }
 
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
+        var splitWarning = SplitOverlap.Warning(trainSet, valSet);
+        if (splitWarning is not null) Console.Error.WriteLine("WARNING: " + splitWarning);
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
@@ -204,19 +209,19 @@ public static class Trainer
                     var isBest = m.MeanIoU > bestMeanIoU;
                     if (isBest) (bestMeanIoU, bestIteration) = (m.MeanIoU, done);
                     progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
-                    if (isBest && main) CheckpointFile.Save(paths.Best, State(done), model, optimizer, criterion);
+                    if (isBest && main) Save(paths.Best, done);
                     trainWatch.Start();
                 }
                 if ((done % config.Train.CheckpointEvery == 0 || done == total) && main)
                 {
                     log!.Flush();
-                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                    Save(paths.Last, done);
                 }
                 if (done >= total) break;
                 if (stopAgreed)
                 {
                     log?.Flush();
-                    if (main) CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                    if (main) Save(paths.Last, done);
                     interrupted = true;
                     break;
                 }
@@ -232,15 +237,17 @@ public static class Trainer
         lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
         if (!main)
         {
-            foreach (var s in lastEval.Samples) { s.Image.Dispose(); s.Label.Dispose(); s.Prediction.Dispose(); }
+            lastEval.DisposeSamples();
             return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
         }
-        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total);
+        var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, threads.Threads,
+            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning]);
+        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
         var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
             trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
-        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing));
-        foreach (var s in lastEval.Samples) { s.Image.Dispose(); s.Label.Dispose(); s.Prediction.Dispose(); }
+        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run));
+        lastEval.DisposeSamples();
         Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
         return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
     }
@@ -268,17 +275,6 @@ public static class Trainer
         return CheckpointFile.CanResumeFrom(paths.Best, out var best, out var reason)
             ? $"{paths.Best} is intact (iteration {best!.Iteration}): to resume from there, copy it over {paths.Last} and run with --resume again."
             : $"{paths.Best} cannot stand in for it ({reason}).";
-    }
-
-    // A fresh run into a used directory starts over: remove the old run's artefacts (only ours), so that stale
-    // checkpoints, TensorBoard events or plots cannot be mistaken for the new run's.
-    static void ClearPreviousRun(RunPaths paths)
-    {
-        if (File.Exists(paths.Last)) Console.WriteLine($"note: {paths.Root} holds an earlier run; starting afresh (use --resume to continue it)");
-        foreach (var dir in new[] { paths.Checkpoints, paths.TensorBoard, paths.Plots })
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        foreach (var file in new[] { paths.TrainLog, paths.EvalLog, paths.Metrics, paths.ReportMarkdown, paths.ReportHtml })
-            if (File.Exists(file)) File.Delete(file);
     }
 
     static string EffectiveConfig(TrainRequest request) =>
