@@ -80,13 +80,13 @@ public static class Trainer
             if (scaler is not null && state.Scaler is { } scalerState) scaler.Restore(scalerState);
             if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
                 Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
-            dp.CheckResume(paths, config, ConfigLoader.Parse(state.ConfigYaml, paths.Last, state.Overrides));
+            dp.CheckResume(paths, config, state.ConfigYaml, state.Overrides);
         }
         else if (config.Model.Pretrained is not null)
         {
             Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
         }
-        dp.Synchronize(model);   // every rank starts from rank 0's weights
+        dp.Synchronize(model, criterion);   // every rank starts from rank 0's weights
 
         using var trainLoader = new SegmentationLoader(trainSet, trainPipeline,
             dp.ShardTraining(new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, accumulate), device);
@@ -197,6 +197,7 @@ public static class Trainer
                         scaler.Step(optimizer);   // skipped when a gradient is inf or NaN; the scale then backs off
                         scaler.Update();
                     }
+                    dp.AverageLossState();
                     // The step's one wait for the device: read the loss once the whole step is queued, so that the
                     // device never waits for the host to queue the backward pass. A diverged step has updated the
                     // weights in memory, but the run stops here and no checkpoint is written from them.
