@@ -3,6 +3,8 @@ using System.Globalization;
 using Seg.Bench.Baselines;
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 using static Seg.Bench.Stats;
@@ -29,7 +31,7 @@ public static class LossStepComparison
             int Int() => int.Parse(Next(), CultureInfo.InvariantCulture);
             switch (args[i])
             {
-                case "--device": deviceName = Next(); break;
+                case "--device": deviceName = SegRuntime.ParseDevice(Next()).ToString(); break;
                 case "--rounds": rounds = Int(); break;
                 case "--steps": steps = Int(); break;
                 case "--warmup": warmup = Int(); break;

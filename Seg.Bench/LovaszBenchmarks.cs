@@ -2,6 +2,9 @@ using BenchmarkDotNet.Attributes;
 using Seg.Bench.Baselines;
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.MetricLosses;
+using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,20 +45,11 @@ public class LovaszBenchmarks
     {
         var name = Environment.GetEnvironmentVariable("SEG_BENCH_DEVICE");
         name = string.IsNullOrWhiteSpace(name) ? "cpu" : name.Trim();
-        Device device;
-        try
+        try { return SegRuntime.ResolveDevice(name); }
+        catch (Exception e) when (e is DeviceNameException or DeviceUnavailableException)
         {
-            device = torch.device(name);
-            if (device.type == DeviceType.CUDA) torch.InitializeDeviceType(DeviceType.CUDA);
+            throw new InvalidOperationException($"SEG_BENCH_DEVICE={name}: {e.Message}", e);
         }
-        catch (Exception e)
-        {
-            throw new InvalidOperationException(
-                $"SEG_BENCH_DEVICE={name} cannot be used in this build or on this machine: {e.Message.Split('\n')[0].Trim()}", e);
-        }
-        if (device.type == DeviceType.CUDA && device.index >= torch.cuda.device_count())
-            throw new ArgumentException($"SEG_BENCH_DEVICE={name}: this machine has {torch.cuda.device_count()} CUDA device(s).");
-        return device;
     }
 
     [GlobalSetup]

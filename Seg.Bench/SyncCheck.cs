@@ -1,5 +1,8 @@
 using System.Runtime.InteropServices;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.MetricLosses;
+using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 

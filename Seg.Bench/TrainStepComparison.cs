@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.PixelLosses;
 using Seg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -166,7 +168,7 @@ public static class TrainStepComparison
                 int Int() { var v = Next(); return int.TryParse(v, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n : throw new ArgumentException($"train-step: {args[i - 1]} wants a whole number, got '{v}'"); }
                 o = args[i] switch
                 {
-                    "--device" => o with { Device = Next() },
+                    "--device" => o with { Device = SegRuntime.ParseDevice(Next()).ToString() },
                     "--threads" => o with { Threads = Int() },
                     "--rounds" => o with { Rounds = Math.Max(1, Int()) },
                     "--steps" => o with { Steps = Math.Max(1, Int()) },

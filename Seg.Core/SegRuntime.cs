@@ -15,6 +15,9 @@ public static class SegRuntime
 
     /// <summary>
     /// Makes TorchSharp's native libraries loadable on this host and loads them. Idempotent and thread-safe.
+    /// Unless the environment sets <c>OMP_WAIT_POLICY</c> or <c>GOMP_SPINCOUNT</c>, it first sets
+    /// <c>OMP_WAIT_POLICY=PASSIVE</c>, so that libtorch's idle OpenMP workers sleep instead of spinning on cores that
+    /// other work (or a CPU quota) shares; this is why it must run before the first TorchSharp call.
     /// On hosts whose libstdc++ lacks <c>GLIBCXX_3.4.32</c> (Debian 12) it marks that spurious version need of
     /// <c>libLibTorchSharp.so</c> weak in the application's native folders (see <see cref="GlibcxxCompat"/>);
     /// elsewhere it changes nothing.
@@ -31,6 +34,8 @@ public static class SegRuntime
                 foreach (var dir in NativeSearchDirectories())
                     foreach (var file in Directory.EnumerateFiles(dir, GlibcxxCompat.ShimFileName))
                         TryPatch(file);
+            // Before libtorch, and with it libgomp, is loaded: libgomp reads its wait policy once, at load.
+            OpenMpWaitPolicy.ApplyDefault();
             if (ExternalLibTorchDirectory is { } external) ExternalLibTorch.Load(external);
             try
             {
@@ -89,28 +94,44 @@ public static class SegRuntime
     }
 
     /// <summary>
-    /// The device that <paramref name="name"/> asks for: <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c>, or <c>auto</c>
-    /// (CUDA device 0 when CUDA works, else the CPU). A CUDA request initialises CUDA explicitly, so that the
-    /// loader's or driver's own reason comes through.
+    /// Parses a device name: <c>auto</c>, <c>cpu</c>, <c>cuda</c> (device 0) or <c>cuda:N</c> (N in ASCII digits),
+    /// case-sensitive, as the config's <c>train.device</c>, the CLI's <c>--device</c> and Seg.Bench take it. Pure:
+    /// it asks no runtime whether the device works (<see cref="ResolveDevice"/> does).
+    /// </summary>
+    /// <exception cref="DeviceNameException"><paramref name="name"/> is none of those forms; the exception names it.</exception>
+    public static DeviceRequest ParseDevice(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name == "auto") return DeviceRequest.Auto;
+        if (name == "cpu") return new DeviceRequest(DeviceType.CPU, 0);
+        if (name == "cuda") return new DeviceRequest(DeviceType.CUDA, 0);
+        var digits = name.StartsWith("cuda:", StringComparison.Ordinal) ? name[5..] : "";
+        return digits.Length > 0 && digits.All(char.IsAsciiDigit) && int.TryParse(digits, out var index)
+            ? new DeviceRequest(DeviceType.CUDA, index)
+            : throw new DeviceNameException(name);
+    }
+
+    /// <summary>
+    /// The device that <paramref name="name"/> asks for (see <see cref="ParseDevice"/>); <c>auto</c> is CUDA device
+    /// 0 when CUDA works, else the CPU. A CUDA request initialises CUDA explicitly, so that the loader's or
+    /// driver's own reason comes through.
     /// </summary>
     /// <exception cref="DeviceUnavailableException">The device cannot be used; the message says whether this build
     /// lacks a CUDA runtime, no GPU or driver answered, or the index is out of range, and what to do.</exception>
-    /// <exception cref="ArgumentException"><paramref name="name"/> is not one of the forms above.</exception>
+    /// <exception cref="DeviceNameException"><paramref name="name"/> is not one of the forms above.</exception>
     public static torch.Device ResolveDevice(string name)
     {
+        var request = ParseDevice(name);
         Initialize();
-        if (name == "cpu") return torch.CPU;
-        if (name == "auto") return torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, 0) : torch.CPU;
-        var index = name == "cuda" ? 0
-            : name.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(name.AsSpan(5), out var n) && n >= 0 ? n
-            : throw new ArgumentException($"device '{name}' is not one of auto, cpu, cuda, cuda:N", nameof(name));
+        if (request.IsAuto) return torch.cuda.is_available() ? new torch.Device(DeviceType.CUDA, 0) : torch.CPU;
+        if (request.Type == DeviceType.CPU) return torch.CPU;
         CudaDiagnosis.Initialize(name);
         var count = torch.cuda.device_count();
-        if (index >= count)
+        if (request.Index >= count)
             throw new DeviceUnavailableException(
                 $"'{name}' asked for, but this machine has {count} CUDA device{(count == 1 ? "" : "s")} " +
                 $"(cuda:0{(count > 1 ? $" to cuda:{count - 1}" : "")}). Fix: pick one of those, or use cuda for the first.");
-        return new torch.Device(DeviceType.CUDA, index);
+        return new torch.Device(DeviceType.CUDA, request.Index);
     }
 
     /// <summary>Set the environment variable <c>SEG_NATIVE_PATCH=0</c> to forbid start-up patching (files stay untouched).</summary>
@@ -177,6 +198,42 @@ public sealed class NativeLoadException : Exception
 {
     /// <summary>A load failure explained by <paramref name="message"/>, caused by <paramref name="inner"/>.</summary>
     public NativeLoadException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>A parsed device name (<see cref="SegRuntime.ParseDevice"/>): <c>auto</c>, the CPU, or CUDA device
+/// <see cref="Index"/>.</summary>
+/// <param name="Type">CPU or CUDA; null for <c>auto</c>.</param>
+/// <param name="Index">The CUDA device index (0 for the CPU and auto).</param>
+public readonly record struct DeviceRequest(DeviceType? Type, int Index)
+{
+    /// <summary><c>auto</c>: CUDA device 0 when CUDA works, else the CPU.</summary>
+    public static DeviceRequest Auto => new(null, 0);
+
+    /// <summary>True for <c>auto</c>.</summary>
+    public bool IsAuto => Type is null;
+
+    /// <summary>The name in its canonical form: <c>auto</c>, <c>cpu</c> or <c>cuda:N</c>.</summary>
+    public override string ToString() => Type switch
+    {
+        null => "auto",
+        DeviceType.CPU => "cpu",
+        _ => $"cuda:{Index}",
+    };
+}
+
+/// <summary>A device name that is not <c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>; <see cref="Name"/> is
+/// the name as given.</summary>
+public sealed class DeviceNameException : ArgumentException
+{
+    /// <summary>The forms a device name takes, for messages and closest-value suggestions.</summary>
+    public static IReadOnlyList<string> Forms { get; } = ["auto", "cpu", "cuda", "cuda:N"];
+
+    /// <summary>An exception naming <paramref name="name"/>.</summary>
+    public DeviceNameException(string name)
+        : base($"device '{name}' is not one of {string.Join(", ", Forms)}", "name") => Name = name;
+
+    /// <summary>The rejected name.</summary>
+    public string Name { get; }
 }
 
 /// <summary>A requested device (CUDA) cannot be used; the message says which case it is and the fix.</summary>

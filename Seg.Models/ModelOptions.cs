@@ -16,8 +16,17 @@ public sealed record ModelOptions
     /// <c>layer4</c>, rates 12/24/36). DeepLabV3 keeps torchvision's fixed output stride 8.</summary>
     public int OutputStride { get; init; } = 16;
 
-    /// <summary>UNet: number of 2× down-sampling steps (1–6).</summary>
+    /// <summary>The values of <see cref="OutputStride"/> that DeepLabV3+ builds.</summary>
+    public static IReadOnlyList<int> OutputStrides { get; } = [16, 8];
+
+    /// <summary>UNet: number of 2× down-sampling steps (<see cref="MinUnetDepth"/> to <see cref="MaxUnetDepth"/>).</summary>
     public int UnetDepth { get; init; } = 4;
+
+    /// <summary>The shallowest UNet built: one down-sampling step.</summary>
+    public const int MinUnetDepth = 1;
+
+    /// <summary>The deepest UNet built: six down-sampling steps (a 64-pixel input reaches 1×1 there).</summary>
+    public const int MaxUnetDepth = 6;
 
     /// <summary>UNet: channels of the first stage; stage <c>i</c> has <c>UnetBaseWidth·2^i</c>.</summary>
     public int UnetBaseWidth { get; init; } = 64;
@@ -36,4 +45,22 @@ public sealed record ModelOptions
     /// ResNet classifiers and the auxiliary head are not affected.
     /// </summary>
     public Func<long, int, nn.Module<Tensor, Tensor>>? HeadFactory { get; init; }
+
+    /// <summary>
+    /// The options no model builds, each as the property's name and the problem ("7 is out of range [1, 6]");
+    /// empty when every option is in range. Each option is checked whatever the model, so that a caller that maps
+    /// its own keys onto these options (the training config) can refuse a bad value before choosing a model,
+    /// without restating the ranges. The models refuse the same values when built.
+    /// </summary>
+    public IEnumerable<(string Property, string Problem)> Problems()
+    {
+        if (!OutputStrides.Contains(OutputStride))
+            yield return (nameof(OutputStride), $"{OutputStride} must be {string.Join(" or ", OutputStrides.Order())}");
+        if (UnetDepth is < MinUnetDepth or > MaxUnetDepth)
+            yield return (nameof(UnetDepth), $"{UnetDepth} is out of range [{MinUnetDepth}, {MaxUnetDepth}]");
+        if (UnetBaseWidth < 1)
+            yield return (nameof(UnetBaseWidth), $"{UnetBaseWidth} must be at least 1");
+        if (InChannels < 1)
+            yield return (nameof(InChannels), $"{InChannels} must be at least 1");
+    }
 }

@@ -160,10 +160,27 @@ public class RuntimeErrorTests
     [InlineData("cuda:")]
     [InlineData("cuda:-1")]
     [InlineData("cuda:x")]
+    [InlineData("cuda: 1")]
+    [InlineData("CPU")]
+    [InlineData("cuda:\u0663")]   // an Arabic-Indic three: a digit to Regex's \d, not to a device index
+    [InlineData("cuda:99999999999")]
     public void MalformedDeviceNamesAreRefused(string name)
     {
-        var e = Assert.Throws<ArgumentException>(() => SegRuntime.ResolveDevice(name));
+        var e = Assert.Throws<DeviceNameException>(() => SegRuntime.ResolveDevice(name));
         Assert.Contains($"'{name}'", e.Message);
+        Assert.Equal(name, e.Name);
+        Assert.Equal(name, Assert.Throws<DeviceNameException>(() => SegRuntime.ParseDevice(name)).Name);
+    }
+
+    [Theory]
+    [InlineData("auto", null, 0, "auto")]
+    [InlineData("cpu", TorchSharp.DeviceType.CPU, 0, "cpu")]
+    [InlineData("cuda", TorchSharp.DeviceType.CUDA, 0, "cuda:0")]
+    [InlineData("cuda:3", TorchSharp.DeviceType.CUDA, 3, "cuda:3")]
+    public void DeviceNamesParseWithoutAskingTheRuntime(string name, TorchSharp.DeviceType? type, int index, string canonical)
+    {
+        var request = SegRuntime.ParseDevice(name);
+        Assert.Equal((type, index, canonical), (request.Type, request.Index, request.ToString()));
     }
 }
 

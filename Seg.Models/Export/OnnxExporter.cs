@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Security.Cryptography;
 using Google.Protobuf;
+using Seg.Core.IO;
 using Seg.Models.Export.Proto;
 using static TorchSharp.torch;
 using DataType = Seg.Models.Export.Proto.TensorProto.Types.DataType;
@@ -131,20 +132,12 @@ public static class OnnxExporter
     static void Write(ModelProto file, string path)
     {
         var full = Path.GetFullPath(path);
-        var temp = $"{full}.{Environment.ProcessId}.tmp";
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                file.WriteTo(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
+            AtomicFile.Write(full, file.WriteTo);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (File.Exists(temp)) File.Delete(temp);
             throw new IOException($"ONNX export: cannot write {full}: {e.Message}", e);
         }
     }

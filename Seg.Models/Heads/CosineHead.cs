@@ -1,4 +1,5 @@
 using Seg.Core.Losses;
+using Seg.Core.Losses.MarginSoftmax;
 using Seg.Models.Export;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,4 +1,5 @@
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 

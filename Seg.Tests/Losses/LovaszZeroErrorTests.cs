@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 

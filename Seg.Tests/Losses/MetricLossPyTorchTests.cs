@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Seg.Core.Losses;
+using Seg.Core.Losses.MetricLosses;
 using static TorchSharp.torch;
 
 namespace Seg.Tests.Losses;

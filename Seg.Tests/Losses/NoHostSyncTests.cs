@@ -1,4 +1,7 @@
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.MetricLosses;
+using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 

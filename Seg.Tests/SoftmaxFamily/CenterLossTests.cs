@@ -1,5 +1,6 @@
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Losses.MarginSoftmax;
 using static Seg.Tests.SoftmaxFamily.Oracle;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -76,6 +76,13 @@ public class ConfigLoaderTests
     [InlineData("loss:\n  - { type: lovasz_sofmax }", "loss[0].type", "closest valid value: 'lovasz_softmax'")]
     [InlineData("loss:\n  - { type: dice, start: 0.6, end: 0.5 }", "loss[0].end", "must be greater than start")]
     [InlineData("model: { head: { margin: arcfce } }", "model.head.margin", "'arcface'")]
+    // The models' own ranges (ModelOptions.Problems): the config used to accept output_stride 32 and unet_depth 7
+    // or 8, which no model builds.
+    [InlineData("model: { output_stride: 32 }", "model.output_stride", "32 must be 8 or 16")]
+    [InlineData("model: { unet_depth: 7 }", "model.unet_depth", "7 is out of range [1, 6]")]
+    [InlineData("model: { unet_depth: 0 }", "model.unet_depth", "0 is out of range [1, 6]")]
+    [InlineData("model: { unet_base_width: 0 }", "model.unet_base_width", "0 must be at least 1")]
+    [InlineData("model: { unet_depth: deep }", "model.unet_depth", "expected an integer")]
     public void BadValueNamesKeyPath(string yaml, string path, string fragment)
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "bad.yaml"));
@@ -103,6 +110,39 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void SetOfUnknownKeyNamesTheSetNotTheFile()
+    {
+        // The case: a misspelt top-level key from the command line used to read "mydata.yaml: optimiser: unknown key (line 1)".
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("name: a\n", "mydata.yaml", ["optimiser=adam"]));
+        Assert.Equal("--set optimiser=adam", e.ConfigSource);
+        Assert.StartsWith("--set optimiser=adam: optimiser: unknown key", e.Message);
+        Assert.DoesNotContain("mydata.yaml", e.Message);
+        Assert.DoesNotContain("line", e.Message);
+        Assert.Contains("'optimizer'", e.Message);
+    }
+
+    [Fact]
+    public void SetOfBadValueForAFileKeyNamesTheSet()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("train:\n  iterations: 10\n", "t.yaml", ["train.iterations=ten"]));
+        Assert.Equal("--set train.iterations=ten", e.ConfigSource);
+        Assert.Equal("train.iterations", e.KeyPath);
+        Assert.DoesNotContain("line", e.Message);
+        // Keys inside a value that --set wrote are its too.
+        e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("", "t.yaml", ["optimizer={type: adamw, lrr: 0.1}"]));
+        Assert.Equal("--set optimizer={type: adamw, lrr: 0.1}", e.ConfigSource);
+        Assert.Equal("optimizer.lrr", e.KeyPath);
+    }
+
+    [Fact]
+    public void FileErrorsKeepTheirFileAndLineWhenOtherKeysAreSet()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("name: a\noptimiser: { lr: 1 }\n", "mydata.yaml", ["train.iterations=5"]));
+        Assert.Equal("mydata.yaml", e.ConfigSource);
+        Assert.Contains("(line 2)", e.Message);
+    }
+
+    [Fact]
     public void SetWithoutEqualsSignIsRejected()
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("", "t.yaml", ["train.iterations"]));
@@ -117,7 +157,7 @@ public class ConfigLoaderTests
         Assert.Equal("shapes", c.Data.Type);
         Assert.Equal("unet", c.Model.Name);
         Assert.Equal(["cross_entropy", "lovasz_softmax"], c.Loss.Select(t => t.Type));
-        Assert.Equal(0.0, c.Loss[1].Start);   // from step 0: CE alone plateaus near mIoU 0.4 (README, Default run)
+        Assert.Equal(0.0, c.Loss[1].Start);   // from step 0: CE alone plateaus near mIoU 0.4 (docs/experiments.md, "Choosing the default recipe")
     }
 
     [Fact]

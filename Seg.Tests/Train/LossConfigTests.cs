@@ -1,4 +1,7 @@
 using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.MetricLosses;
+using Seg.Core.Losses.PixelLosses;
 using Seg.Train.Config;
 using Seg.Train.Training;
 using TorchSharp;
@@ -24,12 +27,15 @@ public class LossConfigTests
             data: { soft_labels: { type: boundary, epsilon: 0.4, kernel: 5 } }
             """);
         var jml = c.Loss[1];
-        Assert.Equal(("jaccard_metric", 0.75, 0.0, 0.5, 0.5), (jml.Type, jml.Weight, jml.PerDataset, jml.PerImageWeight, jml.PerClass));
-        Assert.Equal((2.0, true, "present", 0.05), (jml.Gamma, jml.LogLoss, jml.Classes, jml.Threshold));
-        Assert.Equal([1.0, 2.0], jml.ClassWeights!);
-        Assert.Equal((0.3, 0.7, 1.0, "auto", 1.0), (c.Loss[2].Alpha, c.Loss[2].Beta, c.Loss[2].Gamma, c.Loss[2].Classes, c.Loss[2].PerDataset));
-        Assert.Equal(0.5, c.Loss[3].Smooth);
-        Assert.True(c.Loss[4].PerImage);
+        Assert.Equal(("jaccard_metric", 0.75), (jml.Type, jml.Weight));
+        var jmlOptions = Assert.IsType<MetricLossOptions>(jml.Options);
+        Assert.Equal((0.0, 0.5, 0.5), (jmlOptions.PerDataset, jmlOptions.PerImage, jmlOptions.PerClass));
+        Assert.Equal((2.0, true, (ClassSelection?)ClassSelection.Present, 0.05), (jmlOptions.Gamma, jmlOptions.LogLoss, jmlOptions.Classes, jmlOptions.Threshold));
+        Assert.Equal([1.0, 2.0], jmlOptions.ClassWeights!);
+        var tversky = Assert.IsType<TverskyOptions>(c.Loss[2].Options);
+        Assert.Equal((0.3, 0.7, 1.0, (ClassSelection?)null, 1.0), (tversky.Alpha, tversky.Beta, tversky.Gamma, tversky.Classes, tversky.PerDataset));
+        Assert.Equal(0.5, Assert.IsType<MetricLossOptions>(c.Loss[3].Options).Smooth);
+        Assert.True(Assert.IsType<LovaszSigmoidOptions>(c.Loss[4].Options).PerImage);
         Assert.Equal(new SoftLabelsConfig { Type = "boundary", Epsilon = 0.4, Kernel = 5 }, c.Data.SoftLabels);
         Assert.Null(Parse("loss: [{ type: jaccard_metric }]").Data.SoftLabels);
     }
@@ -50,10 +56,56 @@ public class LossConfigTests
     [Fact]
     public void DefaultsFollowTheType()
     {
-        var c = Parse("loss: [{ type: focal }, { type: tversky }, { type: jaccard_metric }]");
-        Assert.Equal((2.0, 1.0), (c.Loss[0].Gamma, c.Loss[0].Alpha));
-        Assert.Equal((1.0, 0.5, 0.5, 1.0, 0.01), (c.Loss[1].Gamma, c.Loss[1].Alpha, c.Loss[1].Beta, c.Loss[1].Smooth, c.Loss[1].Threshold));
-        Assert.Equal((1.0, 0.0, 0.0, "auto", false), (c.Loss[2].PerDataset, c.Loss[2].PerImageWeight, c.Loss[2].PerClass, c.Loss[2].Classes, c.Loss[2].LogLoss));
+        var c = Parse("loss: [{ type: focal }, { type: tversky }, { type: jaccard_metric }, { type: lovasz_hinge }, { type: lovasz_sigmoid }, { type: lovasz_softmax }]");
+        Assert.Equal(new FocalOptions(2.0, 1.0), c.Loss[0].Options);
+        var tversky = Assert.IsType<TverskyOptions>(c.Loss[1].Options);
+        Assert.Equal((1.0, 0.5, 0.5, 1.0, 0.01), (tversky.Gamma, tversky.Alpha, tversky.Beta, tversky.Smooth, tversky.Threshold));
+        var jml = Assert.IsType<MetricLossOptions>(c.Loss[2].Options);
+        Assert.Equal((1.0, 0.0, 0.0, (ClassSelection?)null, false), (jml.PerDataset, jml.PerImage, jml.PerClass, jml.Classes, jml.LogLoss));
+        // The Lovász terms' per_image defaults are the library's: the reference's per-image hinge, batch-wide sigmoid and softmax.
+        Assert.True(Assert.IsType<LovaszHingeOptions>(c.Loss[3].Options).PerImage);
+        Assert.False(Assert.IsType<LovaszSigmoidOptions>(c.Loss[4].Options).PerImage);
+        Assert.Equal(new LovaszSoftmaxOptions(ClassSelection.Present, false, 0), c.Loss[5].Options);
+        Assert.True(new LovaszHingeLoss().PerImage);
+        Assert.True(Assert.IsType<LovaszHingeLoss>(RunFactory.CreateLoss(c.Loss, 255, 3, "t.yaml").Terms[3].Loss).PerImage);
+    }
+
+    [Theory]
+    [InlineData("lovasz_softmax", "[2, 0]", "Only(2,0)")]
+    [InlineData("lovasz_softmax", "all", "All")]
+    [InlineData("lovasz_softmax", "present", "Present")]
+    [InlineData("jaccard_metric", "[1]", "Only(1)")]
+    [InlineData("tversky", "auto", "")]
+    public void ClassesTakePresentAllOrAListOfIds(string type, string classes, string expected)
+    {
+        var term = Parse($"loss: [{{ type: {type}, classes: {classes} }}]").Loss[0];
+        var selection = term.Options switch
+        {
+            LovaszSoftmaxOptions o => o.Classes,
+            MetricLossOptions o => o.Classes,
+            _ => throw new InvalidOperationException(),
+        };
+        Assert.Equal(expected, selection?.ToString() ?? "");
+        var loss = RunFactory.CreateLoss([term], 255, 3, "t.yaml").Terms[0].Loss;
+        var built = loss switch
+        {
+            LovaszSoftmaxLoss l => l.Classes,
+            JaccardMetricLoss j => j.Settings.Classes,
+            TverskyLoss t => t.Settings.Classes,
+            _ => throw new InvalidOperationException(),
+        };
+        Assert.Equal(selection, built);
+    }
+
+    [Theory]
+    [InlineData("loss: [{ type: lovasz_softmax, classes: [0, 3] }]", "classes lists class id 3, but the run has 3 classes")]
+    [InlineData("loss: [{ type: dice_metric, classes: [5] }]", "classes lists class id 5, but the run has 3 classes")]
+    public void ClassIdsAreCheckedAgainstTheClasses(string yaml, string fragment)
+    {
+        var c = Parse(yaml);
+        var e = Assert.Throws<ConfigException>(() => RunFactory.CreateLoss(c.Loss, 255, 3, "t.yaml"));
+        Assert.Equal("loss[0]", e.KeyPath);
+        Assert.Contains(fragment, e.Message);
     }
 
     [Theory]
@@ -66,7 +118,11 @@ public class LossConfigTests
     [InlineData("loss: [{ type: tversky, gamma: 0.5 }]", "loss[0].gamma", "out of range [1,")]
     [InlineData("loss: [{ type: jaccard_metric, smooth: 0 }]", "loss[0].smooth", "must be positive")]
     [InlineData("loss: [{ type: jaccard_metric, threshold: 1 }]", "loss[0].threshold", "not below 1")]
-    [InlineData("loss: [{ type: dice_metric, classes: some }]", "loss[0].classes", "is not one of auto, present, all")]
+    [InlineData("loss: [{ type: dice_metric, classes: some }]", "loss[0].classes", "is not one of auto, present, all or a list of class ids")]
+    [InlineData("loss: [{ type: lovasz_softmax, classes: auto }]", "loss[0].classes", "is not one of present, all or a list of class ids")]
+    [InlineData("loss: [{ type: lovasz_softmax, classes: [1, 1] }]", "loss[0].classes", "repeated class id")]
+    [InlineData("loss: [{ type: lovasz_softmax, classes: [-1] }]", "loss[0].classes", "below the minimum 0")]
+    [InlineData("loss: [{ type: lovasz_hinge, per_imag: false }]", "loss[0].per_imag", "closest valid key: 'loss[0].per_image'")]
     [InlineData("loss: [{ type: jacard_metric }]", "loss[0].type", "closest valid value: 'jaccard_metric'")]
     [InlineData("loss: [{ type: tversky, alpha: -1 }]", "loss[0].alpha", "out of range")]
     [InlineData("loss: [{ type: jaccard_metric }]\ndata: { soft_labels: { type: boundry } }", "data.soft_labels.type", "closest valid value: 'boundary'")]

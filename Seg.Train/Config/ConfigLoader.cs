@@ -1,5 +1,7 @@
 using System.Reflection;
 using System.Text;
+using Seg.Core;
+using Seg.Models;
 using YamlDotNet.RepresentationModel;
 
 namespace Seg.Train.Config;
@@ -13,14 +15,6 @@ public static class ConfigLoader
 {
     /// <summary>Manifest name of the embedded <c>configs/default.yaml</c>.</summary>
     public const string DefaultResourceName = "Seg.Train.default.yaml";
-
-    /// <summary>Loss term types the trainer can build.</summary>
-    public static readonly string[] LossTypes =
-        ["cross_entropy", "lovasz_softmax", "lovasz_hinge", "lovasz_sigmoid", "dice", "focal", "margin_cross_entropy", "center",
-         "jaccard_metric", "dice_metric", "tversky"];
-
-    /// <summary>Loss types that take soft labels: they get <c>data.soft_labels</c> when it is set.</summary>
-    public static readonly string[] SoftLabelLossTypes = ["jaccard_metric", "dice_metric", "tversky"];
 
     /// <summary>Largest config accepted, in bytes (a config is a few KB; this bounds parse time and memory).</summary>
     public const int MaxBytes = 1 << 20;
@@ -80,11 +74,12 @@ public static class ConfigLoader
             YamlMappingNode map => map,
             _ => throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)"),
         };
+        var origins = new Dictionary<YamlNode, string>(ReferenceEqualityComparer.Instance);
         foreach (var assignment in overrides ?? [])
-            Override.Apply(root, assignment);
+            Override.Apply(root, assignment, origins);
         try
         {
-            return Bind(new ConfigSection(root, "", source));
+            return Bind(new ConfigSection(root, "", source, origins));
         }
         catch (Exception e) when (e is InvalidCastException or InvalidOperationException or ArgumentException or FormatException
                                       or OverflowException or KeyNotFoundException or IndexOutOfRangeException or NullReferenceException)
@@ -111,13 +106,32 @@ public static class ConfigLoader
         if (config.Schedule.WarmupIters > config.Train.Iterations)
             throw new ConfigException(root.Source, "schedule.warmup_iters",
                 $"{config.Schedule.WarmupIters} exceeds train.iterations ({config.Train.Iterations})");
-        if (config.Data.SoftLabels is not null && !config.Loss.Any(t => SoftLabelLossTypes.Contains(t.Type)))
+        if (config.Data.SoftLabels is not null && !config.Loss.Any(t => LossTypes.Get(t.Type).TakesSoftLabels))
             throw new ConfigException(root.Source, "data.soft_labels",
-                $"no loss term takes soft labels; add a term of type {string.Join(", ", SoftLabelLossTypes)} or remove data.soft_labels");
-        if (config.Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
-            throw new ConfigException(root.Source, "name", $"'{config.Name}' cannot be a folder name");
+                $"no loss term takes soft labels; add a term of type {string.Join(", ", LossTypes.All.Where(t => t.TakesSoftLabels).Select(t => t.Key))} or remove data.soft_labels");
+        if (NameProblem(config.Name) is { } problem)
+            throw new ConfigException(root.Source, "name", $"'{config.Name}' {problem}: the run goes to runs/NAME, so name must be one plain folder name such as 'shapes_unet'");
         return config;
     }
+
+    // A name that is not one plain path segment would put runs/NAME elsewhere: '..' is the working directory.
+    static string? NameProblem(string name) =>
+        name.Length == 0 ? "is empty"
+        : name.Trim().Length != name.Length ? "starts or ends with white space"
+        : name is "." or ".." ? "names a folder above or at runs/, not one inside it"
+        : name.IndexOfAny(['/', '\\']) >= 0 ? "contains a path separator"
+        : name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 ? "contains a character that no file name may hold"
+        : null;
+
+    static readonly TrainConfig Defaults = new();
+
+    /// <summary>The <c>model:</c> key of each <see cref="ModelOptions"/> property the config sets.</summary>
+    static readonly Dictionary<string, string> ModelKeys = new()
+    {
+        [nameof(ModelOptions.OutputStride)] = "output_stride",
+        [nameof(ModelOptions.UnetDepth)] = "unet_depth",
+        [nameof(ModelOptions.UnetBaseWidth)] = "unet_base_width",
+    };
 
     static ModelConfig BindModel(ConfigSection s)
     {
@@ -127,11 +141,12 @@ public static class ConfigLoader
             Name = s.String("name", "unet"),
             Pretrained = s.OptionalString("pretrained"),
             AuxHead = s.Bool("aux_head", false),
-            OutputStride = s.Int("output_stride", 16, 8, 32),
-            UnetDepth = s.Int("unet_depth", 4, 1, 8),
-            UnetBaseWidth = s.Int("unet_base_width", 64, 1),
-            UnetBilinear = s.Bool("unet_bilinear", true),
+            OutputStride = s.Int("output_stride", Defaults.Model.OutputStride),
+            UnetDepth = s.Int("unet_depth", Defaults.Model.UnetDepth),
+            UnetBaseWidth = s.Int("unet_base_width", Defaults.Model.UnetBaseWidth),
+            UnetBilinear = s.Bool("unet_bilinear", Defaults.Model.UnetBilinear),
             AuxWeight = s.Double("aux_weight", 0.4, 0.0),
+            SyncBn = s.Bool("sync_bn", false),
             Head = new HeadConfig
             {
                 Type = head.Choice("type", "linear", "linear", "cosine"),
@@ -141,7 +156,9 @@ public static class ConfigLoader
                 EmbeddingDim = head.Int("embedding_dim", 64, 1),
             },
         };
-        if (m.OutputStride is not (8 or 16 or 32)) throw s.Error("output_stride", $"{m.OutputStride} must be 8, 16 or 32");
+        // The ranges are the models' (ModelOptions.Problems); the config only names its own keys.
+        foreach (var (property, problem) in m.ToModelOptions().Problems())
+            throw s.Error(ModelKeys[property], problem);
         head.RejectUnknownKeys();
         s.RejectUnknownKeys();
         return m;
@@ -208,77 +225,23 @@ public static class ConfigLoader
         return terms;
     }
 
-    /// <summary>One term: the common keys, then the keys of its type; a key of another type is unknown here.</summary>
+    /// <summary>One term: the common keys, then the keys of its type (<see cref="LossTypes"/>); a key of another
+    /// type is unknown here.</summary>
     static LossTermConfig BindLossTerm(ConfigSection s)
     {
-        var type = s.Choice("type", "cross_entropy", LossTypes);
+        var type = LossTypes.Get(s.Choice("type", "cross_entropy", LossTypes.Keys));
         var term = new LossTermConfig
         {
-            Type = type,
+            Type = type.Key,
             Weight = s.Double("weight", 1.0, 0.0),
             Start = s.Double("start", 0.0, 0.0, 1.0),
             End = s.Double("end", 1.0, 0.0, 1.0),
             Name = s.OptionalString("name"),
         };
         if (term.End <= term.Start) throw s.Error("end", $"end ({term.End}) must be greater than start ({term.Start})");
-        term = type switch
-        {
-            "cross_entropy" => term with
-            {
-                ClassWeights = s.DoubleList("class_weights", min: 0.0),
-                LabelSmoothing = s.Double("label_smoothing", 0.0, 0.0, 1.0),
-                Temperature = s.Double("temperature", 1.0, 1e-6),
-            },
-            "lovasz_softmax" => term with
-            {
-                Classes = s.Choice("classes", "present", "present", "all"),
-                PerImage = s.Bool("per_image", false),
-                Bins = s.Int("bins", 0, 0),
-            },
-            "lovasz_hinge" or "lovasz_sigmoid" => term with { PerImage = s.Bool("per_image", false) },
-            "dice" => term with { Smooth = Positive(s, "smooth", 1.0) },
-            "focal" => term with { Gamma = s.Double("gamma", 2.0, 0.0), Alpha = s.Double("alpha", 1.0, 0.0) },
-            "center" => term with
-            {
-                CenterAlpha = s.Double("center_alpha", 0.5, 0.0, 1.0),
-                MaxPixels = s.Int("max_pixels", 4096, 1),
-            },
-            "jaccard_metric" or "dice_metric" or "tversky" => BindMetricTerm(s, term),
-            _ => term,
-        };
-        s.RejectUnknownKeys($"a '{type}' term");
+        term = term with { Options = type.Bind(s) };
+        s.RejectUnknownKeys($"a '{type.Key}' term");
         return term;
-    }
-
-    /// <summary>The keys of the metric losses (<c>alpha</c> and <c>beta</c> for <c>tversky</c> only).</summary>
-    static LossTermConfig BindMetricTerm(ConfigSection s, LossTermConfig term)
-    {
-        if (s.OptionalString("per_image") is "true" or "false" or "yes" or "no" or "on" or "off")
-            throw s.Error("per_image", $"for a '{term.Type}' term per_image is the weight of the per-image aggregation (a number such as 0.5), not a switch");
-        term = term with
-        {
-            PerDataset = s.Double("per_dataset", 1.0, 0.0),
-            PerImageWeight = s.Double("per_image", 0.0, 0.0),
-            PerClass = s.Double("per_class", 0.0, 0.0),
-            Smooth = Positive(s, "smooth", 1.0),
-            Gamma = s.Double("gamma", 1.0, 1.0),
-            LogLoss = s.Bool("log_loss", false),
-            ClassWeights = s.DoubleList("class_weights", min: 0.0),
-            Classes = s.Choice("classes", "auto", "auto", "present", "all"),
-            Threshold = s.Double("threshold", 0.01, 0.0, 1.0),
-        };
-        if (term.Threshold >= 1) throw s.Error("threshold", "1 is not below 1: no label exceeds it, so no class would be present");
-        if (term.Type == "tversky")
-            term = term with { Alpha = s.Double("alpha", 0.5, 0.0), Beta = s.Double("beta", 0.5, 0.0) };
-        if (term.PerDataset + term.PerImageWeight + term.PerClass == 0)
-            throw s.Error("per_dataset", "per_dataset, per_image and per_class are all 0; give at least one aggregation a positive weight");
-        return term;
-    }
-
-    static double Positive(ConfigSection s, string key, double fallback)
-    {
-        var value = s.Double(key, fallback, 0.0);
-        return value > 0 ? value : throw s.Error(key, $"{value} must be positive");
     }
 
     static OptimizerConfig BindOptimizer(ConfigSection s)
@@ -322,9 +285,14 @@ public static class ConfigLoader
             Device = s.String("device", "auto"),
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
+            Accumulate = s.Int("accumulate", 1, 1, 1024),
         };
-        if (t.Device is not ("auto" or "cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(t.Device, @"^cuda:\d+$"))
-            throw s.Error("device", $"'{t.Device}' is not one of auto, cpu, cuda, cuda:N (closest valid value: '{ClosestKey.Find(t.Device, ["auto", "cpu", "cuda"])}')");
+        try { SegRuntime.ParseDevice(t.Device); }
+        catch (DeviceNameException e)
+        {
+            throw s.Error("device", $"'{e.Name}' is not one of {string.Join(", ", DeviceNameException.Forms)} " +
+                                    $"(closest valid value: '{ClosestKey.Find(e.Name, ["auto", "cpu", "cuda"])}')");
+        }
         s.RejectUnknownKeys();
         return t;
     }

@@ -1,3 +1,5 @@
+using Seg.Models;
+
 namespace Seg.Train.Config;
 
 /// <summary>
@@ -35,18 +37,33 @@ public sealed record ModelConfig
     public string? Pretrained { get; init; }
     /// <summary>Auxiliary head (DeepLab/FCN family).</summary>
     public bool AuxHead { get; init; }
-    /// <summary>Output stride of dilated backbones (8 or 16).</summary>
-    public int OutputStride { get; init; } = 16;
+    /// <summary>Output stride of dilated backbones (<see cref="ModelOptions.OutputStrides"/>).</summary>
+    public int OutputStride { get; init; } = Defaults.OutputStride;
     /// <summary>UNet depth (number of down-sampling stages).</summary>
-    public int UnetDepth { get; init; } = 4;
+    public int UnetDepth { get; init; } = Defaults.UnetDepth;
     /// <summary>UNet channels of the first stage.</summary>
-    public int UnetBaseWidth { get; init; } = 64;
+    public int UnetBaseWidth { get; init; } = Defaults.UnetBaseWidth;
     /// <summary>UNet up-sampling by bilinear interpolation instead of transposed convolution.</summary>
-    public bool UnetBilinear { get; init; } = true;
+    public bool UnetBilinear { get; init; } = Defaults.UnetBilinear;
     /// <summary>Weight of the auxiliary head's loss (same loss terms) when <see cref="AuxHead"/> is on.</summary>
     public double AuxWeight { get; init; } = 0.4;
+    /// <summary>Batch-norm statistics over the global batch of a data-parallel job (<c>SyncBatchNorm</c>, forward
+    /// and backward); off: each process normalises with its own batch. No effect in one process.</summary>
+    public bool SyncBn { get; init; }
     /// <summary>Classifier head (<c>model.head:</c>).</summary>
     public HeadConfig Head { get; init; } = new();
+
+    static readonly ModelOptions Defaults = new();
+
+    /// <summary>The architecture options these keys map onto (the head factory aside), which the models check.</summary>
+    public ModelOptions ToModelOptions() => new()
+    {
+        AuxHead = AuxHead,
+        OutputStride = OutputStride,
+        UnetDepth = UnetDepth,
+        UnetBaseWidth = UnetBaseWidth,
+        UnetBilinear = UnetBilinear,
+    };
 }
 
 /// <summary><c>model.head:</c> the classifier: a plain 1x1 convolution or a cosine (normalised) head with a margin.</summary>
@@ -108,10 +125,10 @@ public sealed record DataConfig
 }
 
 /// <summary><c>data.soft_labels:</c> soft labels made from the hard labels of each batch for the soft-label
-/// terms (<see cref="Seg.Train.Config.ConfigLoader.SoftLabelLossTypes"/>); the other terms keep the hard labels.</summary>
+/// terms (<see cref="LossType.TakesSoftLabels"/>); the other terms keep the hard labels.</summary>
 public sealed record SoftLabelsConfig
 {
-    /// <summary><c>boundary</c>: boundary label smoothing (<c>Seg.Core.Losses.SoftLabels.BoundarySmoothing</c>).</summary>
+    /// <summary><c>boundary</c>: boundary label smoothing (<c>Seg.Core.Losses.MetricLosses.SoftLabels.BoundarySmoothing</c>).</summary>
     public string Type { get; init; } = "boundary";
     /// <summary>Smoothing ε in [0,1].</summary>
     public double Epsilon { get; init; } = 0.5;
@@ -125,7 +142,7 @@ public sealed record TransformConfig(string Type, IReadOnlyDictionary<string, ob
 /// <summary>One <c>loss:</c> term (a CompositeLoss LossTerm).</summary>
 public sealed record LossTermConfig
 {
-    /// <summary>One of <see cref="ConfigLoader.LossTypes"/>; each type reads its own keys.</summary>
+    /// <summary>One of <see cref="LossTypes.Keys"/>; each type reads its own keys.</summary>
     public string Type { get; init; } = "cross_entropy";
     /// <summary>Term weight.</summary>
     public double Weight { get; init; } = 1.0;
@@ -135,41 +152,9 @@ public sealed record LossTermConfig
     public double End { get; init; } = 1.0;
     /// <summary>Name used in logs (default: the type).</summary>
     public string? Name { get; init; }
-    /// <summary>Lovász-Softmax: <c>present</c> (classes in the batch) or <c>all</c>; metric losses also <c>auto</c>
-    /// (their default: present for hard labels, all for soft labels).</summary>
-    public string Classes { get; init; } = "present";
-    /// <summary>Lovász: compute per image and average.</summary>
-    public bool PerImage { get; init; }
-    /// <summary>Metric losses: weight of the per-dataset aggregation (key <c>per_dataset</c>).</summary>
-    public double PerDataset { get; init; } = 1.0;
-    /// <summary>Metric losses: weight of the per-image aggregation (key <c>per_image</c>, a number for these types).</summary>
-    public double PerImageWeight { get; init; }
-    /// <summary>Metric losses: weight of the per-class-over-images aggregation (key <c>per_class</c>).</summary>
-    public double PerClass { get; init; }
-    /// <summary>Metric losses: −log T instead of 1 − T.</summary>
-    public bool LogLoss { get; init; }
-    /// <summary>Metric losses: a class is present where its label exceeds this.</summary>
-    public double Threshold { get; init; } = 0.01;
-    /// <summary>Tversky: weight β of false negatives (<see cref="Alpha"/> weighs false positives).</summary>
-    public double Beta { get; init; } = 0.5;
-    /// <summary>Cross-entropy and metric losses: per-class weights (null: none).</summary>
-    public IReadOnlyList<double>? ClassWeights { get; init; }
-    /// <summary>Cross-entropy label smoothing.</summary>
-    public double LabelSmoothing { get; init; }
-    /// <summary>Cross-entropy logit temperature.</summary>
-    public double Temperature { get; init; } = 1.0;
-    /// <summary>Focal loss focusing parameter (default 2); metric losses' exponent γ ≥ 1 (default 1).</summary>
-    public double Gamma { get; init; } = 2.0;
-    /// <summary>Focal loss class-balance factor (default 1); Tversky weight α of false positives (default 0.5).</summary>
-    public double Alpha { get; init; } = 1.0;
-    /// <summary>Lovász: 0 for the exact loss, or the number of histogram bins of the approximate one.</summary>
-    public int Bins { get; init; }
-    /// <summary>Center loss: center learning rate α.</summary>
-    public double CenterAlpha { get; init; } = 0.5;
-    /// <summary>Center loss: pixels sampled per step.</summary>
-    public int MaxPixels { get; init; } = 4096;
-    /// <summary>Dice and metric losses' smoothing constant.</summary>
-    public double Smooth { get; init; } = 1.0;
+    /// <summary>The keys of its type: the <see cref="LossOptions"/> record of <see cref="Type"/> (see
+    /// <see cref="LossTypes"/>).</summary>
+    public LossOptions Options { get; init; } = new CrossEntropyOptions();
 }
 
 /// <summary><c>optimizer:</c></summary>
@@ -219,10 +204,13 @@ public sealed record TrainLoopConfig
     public int Seed { get; init; }
     /// <summary><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "auto";
-    /// <summary>CPU threads for torch (0: leave torch's default).</summary>
+    /// <summary>CPU threads for torch (0: chosen from the usable cores and the load other processes put on them, see <see cref="Seg.Core.Native.TorchThreads"/>).</summary>
     public int Threads { get; init; }
     /// <summary>Clip the global gradient norm to this value (0: off).</summary>
     public double GradClip { get; init; }
+    /// <summary>Micro-batches whose gradients are summed before each optimizer step; iterations and the schedule
+    /// count optimizer steps, and a step sees <c>data.batch_size</c> × processes × this many samples.</summary>
+    public int Accumulate { get; init; } = 1;
 }
 
 /// <summary><c>eval:</c> how validation and <c>eval</c> predict.</summary>

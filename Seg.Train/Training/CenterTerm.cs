@@ -1,4 +1,5 @@
 using Seg.Core.Losses;
+using Seg.Core.Losses.MarginSoftmax;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -86,15 +86,7 @@ public static class RunFactory
     /// <summary>The network, with the configured classifier head, before any weights are loaded.</summary>
     public static nn.Module<Tensor, Tensor> CreateModel(ModelConfig model, int numClasses, string source, HeadHolder? holder = null)
     {
-        var options = new ModelOptions
-        {
-            AuxHead = model.AuxHead,
-            OutputStride = model.OutputStride,
-            UnetDepth = model.UnetDepth,
-            UnetBaseWidth = model.UnetBaseWidth,
-            UnetBilinear = model.UnetBilinear,
-            HeadFactory = HeadFactories.For(model.Head, holder ?? new HeadHolder()),
-        };
+        var options = model.ToModelOptions() with { HeadFactory = HeadFactories.For(model.Head, holder ?? new HeadHolder()) };
         try
         {
             return ModelFactory.Create(model.Name, numClasses, options);
@@ -119,8 +111,9 @@ public static class RunFactory
         return report.ToString();
     }
 
-    /// <summary>The composite loss of the configured terms; with <paramref name="softLabels"/>, the soft-label terms
-    /// (<see cref="ConfigLoader.SoftLabelLossTypes"/>) get soft labels made from each batch's hard labels.</summary>
+    /// <summary>The composite loss of the configured terms, each built by its <see cref="LossTypes"/> entry; with
+    /// <paramref name="softLabels"/>, the terms that take soft labels (<see cref="LossType.TakesSoftLabels"/>) get
+    /// soft labels made from each batch's hard labels.</summary>
     public static CompositeLoss CreateLoss(IReadOnlyList<LossTermConfig> terms, long ignoreIndex, int numClasses, string source,
         HeadConfig? head = null, HeadHolder? holder = null, SoftLabelsConfig? softLabels = null)
     {
@@ -132,32 +125,9 @@ public static class RunFactory
             var name = t.Name ?? t.Type;
             try
             {
-                if (t.ClassWeights is { } w && w.Count != numClasses)
-                    throw new ArgumentException($"{w.Count} class weights given for {numClasses} classes");
-                nn.Module<Tensor, Tensor, Tensor> loss = t.Type switch
-                {
-                    "cross_entropy" => new CrossEntropyLoss(t.ClassWeights, ignoreIndex, t.LabelSmoothing, t.Temperature, name),
-                    "lovasz_softmax" => new LovaszSoftmaxLoss(t.Classes == "all" ? ClassSelection.All : ClassSelection.Present, t.PerImage, ignoreIndex, t.Bins, name),
-                    "lovasz_hinge" => new LovaszHingeLoss(t.PerImage, ignoreIndex, name),
-                    "lovasz_sigmoid" => new LovaszSigmoidLoss(t.PerImage, ignoreIndex, name),
-                    "jaccard_metric" => new JaccardMetricLoss(t.PerDataset, t.PerImageWeight, t.PerClass, t.Smooth, t.Gamma,
-                        t.LogLoss, t.ClassWeights?.ToArray(), MetricClasses(t.Classes), t.Threshold, ignoreIndex, name),
-                    "dice_metric" => new DiceMetricLoss(t.PerDataset, t.PerImageWeight, t.PerClass, t.Smooth, t.Gamma,
-                        t.LogLoss, t.ClassWeights?.ToArray(), MetricClasses(t.Classes), t.Threshold, ignoreIndex, name),
-                    "tversky" => new TverskyLoss(t.Alpha, t.Beta, t.Gamma, t.PerDataset, t.PerImageWeight, t.PerClass, t.Smooth,
-                        t.LogLoss, t.ClassWeights?.ToArray(), MetricClasses(t.Classes), t.Threshold, ignoreIndex, name),
-                    "dice" => new DiceLoss(t.Smooth, ignoreIndex, name),
-                    "focal" => new FocalLoss(t.Gamma, t.Alpha, ignoreIndex, name),
-                    "margin_cross_entropy" when head.Type == "cosine" => new MarginCrossEntropyLoss(
-                        head.Margin switch { "am" => MarginKind.Am, "arcface" => MarginKind.ArcFace, _ => MarginKind.None },
-                        head.Scale, head.MarginValue, ignoreIndex),
-                    "center" when head.Type == "cosine" && holder is not null => new CenterTerm(
-                        holder, head.EmbeddingDim, numClasses, t.CenterAlpha, t.MaxPixels, ignoreIndex, name),
-                    "margin_cross_entropy" or "center" => throw new ArgumentException(
-                        $"'{t.Type}' works on a cosine head's outputs: set model.head.type: cosine"),
-                    _ => throw new ArgumentException($"loss type '{t.Type}' is not available in this build"),
-                };
-                if (softLabels is not null && ConfigLoader.SoftLabelLossTypes.Contains(t.Type))
+                var type = LossTypes.Get(t.Type);
+                var loss = type.Create(t.Options, new LossBuildContext(ignoreIndex, numClasses, name, head, holder));
+                if (softLabels is not null && type.TakesSoftLabels)
                     loss = new SoftLabelTerm(loss, numClasses, softLabels.Epsilon, softLabels.Kernel, ignoreIndex, name);
                 built.Add(new LossTerm(name, loss, t.Weight, t.Start, t.End));
             }
@@ -168,15 +138,6 @@ public static class RunFactory
         }
         return new CompositeLoss(built);
     }
-
-    /// <summary>A metric loss's <c>classes</c>: <c>auto</c> leaves the choice to the loss (present for hard labels,
-    /// all for soft labels).</summary>
-    static ClassSelection? MetricClasses(string classes) => classes switch
-    {
-        "present" => ClassSelection.Present,
-        "all" => ClassSelection.All,
-        _ => null,
-    };
 
     /// <summary>SGD (with momentum, optional Nesterov) or AdamW over <paramref name="parameters"/>.</summary>
     public static optim.Optimizer CreateOptimizer(OptimizerConfig o, IEnumerable<TorchSharp.Modules.Parameter> parameters) => o.Type switch
