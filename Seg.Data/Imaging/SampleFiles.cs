@@ -1,5 +1,6 @@
 using OpenCvSharp;
 using Seg.Core;
+using Seg.Core.IO;
 using Seg.Onnx.Imaging;
 
 namespace Seg.Data.Imaging;
@@ -45,7 +46,7 @@ public static class SampleFiles
         return Guarded(path, "mask", () =>
         {
             Mat mask;
-            RegularFile.Require(path, "mask"); // before the palette reader opens it
+            FileChecks.RequireRegularFile(path, "mask"); // before the palette reader opens it
             if (PalettePng.TryRead(path, out var indices, out _)) mask = indices!;
             else
             {

@@ -30,7 +30,9 @@ public static class Predictor
         model.to(device);
 
         var palette = loaded.Palette;
-        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), loaded.State.ClassNames, palette);
+        // Per pixel after the decode: the input tensor, then logits and probabilities of every class (twice with flip).
+        long perPixel = Seg.Data.Imaging.SampleFiles.TensorBytesPerPixel + 8L * Math.Max(loaded.State.ClassNames.Count, 1) * (loaded.Config.Eval.Flip ? 2 : 1);
+        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), loaded.State.ClassNames, palette, perPixel);
         var pipeline = loaded.ValPipeline();
         using var loader = new SegmentationLoader(dataset, pipeline,
             new LoaderOptions { BatchSize = 1, Workers = 1, Shuffle = false, DropLast = false }, device);
@@ -65,16 +67,26 @@ public static class Predictor
         var palette = segmenter.Metadata.Palette;
         if (palette.Count == 0)
             throw new InvalidDataException($"{model}: its metadata has no '{OnnxModelMetadata.Keys.Palette}' to colour the masks with (was it written by seg export?).");
-        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), segmenter.Metadata.ClassNames, palette);
+        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), segmenter.Metadata.ClassNames, palette, segmenter.PipelineBytesPerPixel);
         Directory.CreateDirectory(output);
         for (int i = 0; i < dataset.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
             using var sample = dataset.Get(i);
-            using var labels = segmenter.Predict(sample.Image);
+            using var labels = PredictNamed(segmenter, sample.Image, dataset.Files[i]);
             Write(Path.Combine(output, sample.Id), sample.Image, labels, palette);
         }
         return dataset.Count;
+    }
+
+    // The segmenter's errors name the model; these name the image too.
+    static Mat PredictNamed(OnnxSegmenter segmenter, Mat image, string path)
+    {
+        try { return segmenter.Predict(image); }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
     }
 
     /// <summary>The suffixes of the three files written for each image <c>NAME.ext</c>: <c>NAME_mask.png</c>,
