@@ -9,8 +9,8 @@ namespace Seg.Train.Prediction;
 public sealed class ImageFilesDataset(IReadOnlyList<string> files, IReadOnlyList<string> classNames,
     IReadOnlyList<(byte R, byte G, byte B)> palette, long pipelineBytesPerPixel = Seg.Data.Imaging.SampleFiles.TensorBytesPerPixel) : ISegmentationDataset
 {
-    /// <summary>Image file extensions <see cref="Find"/> picks up.</summary>
-    public static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"];
+    /// <summary>Image file extensions <see cref="Find"/> picks up: the datasets' list (<see cref="Seg.Data.Imaging.SampleFiles.ImageExtensions"/>).</summary>
+    public static IReadOnlyList<string> Extensions => Seg.Data.Imaging.SampleFiles.ImageExtensions;
 
     /// <summary>The file itself, or the images directly inside a directory (sorted by name).</summary>
     public static IReadOnlyList<string> Find(string input)
