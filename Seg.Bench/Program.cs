@@ -14,7 +14,7 @@ if (args is ["loss-step", .. var lossArgs])
 if (args is ["train-step", .. var stepArgs])
     return Seg.Bench.TrainStepComparison.Run(stepArgs);
 if (args is ["recipes", .. var recipeArgs])
-    return Seg.Train.Cli.SegCli.Guard(() => Seg.Train.Experiments.RecipeComparison.Run(recipeArgs));
+    return Seg.Train.Cli.SegCli.Guard(() => Seg.Bench.Recipes.RecipeComparison.Run(recipeArgs));
 if (args is ["sync-check"])
     return Seg.Bench.SyncCheck.Run();
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
