@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Running;
 using Seg.Core;
+using Seg.Core.Native;
 
 HeapTuning.Apply();   // as Seg.Train does: keep freed heap memory for the next step
 SegRuntime.Initialize();

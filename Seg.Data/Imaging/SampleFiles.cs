@@ -15,7 +15,7 @@ public static class SampleFiles
 
     /// <summary>Reads an image as HWC 8-bit BGR.</summary>
     /// <exception cref="BadSampleException">Missing, unreadable, corrupt, or declaring more pixels than
-    /// <see cref="ReaderLimits.MaxDecompressedBytes"/> allows; whatever the decoder throws comes out as this,
+    /// <see cref="Seg.Core.Readers.ReaderLimits.MaxDecompressedBytes"/> allows; whatever the decoder throws comes out as this,
     /// naming the file.</exception>
     public static Mat ReadImage(string path)
     {
@@ -90,7 +90,7 @@ public static class SampleFiles
 
     /// <summary>
     /// Reads the width and height a PNG, BMP or JPEG header declares and refuses the file before decoding when
-    /// <paramref name="bytesPerPixel"/> per pixel would exceed <see cref="ReaderLimits.MaxDecompressedBytes"/>
+    /// <paramref name="bytesPerPixel"/> per pixel would exceed <see cref="Seg.Core.Readers.ReaderLimits.MaxDecompressedBytes"/>
     /// (OpenCV's own limit, 2^30 pixels, still allows 4 GiB). Other formats are left to OpenCV's limit.
     /// </summary>
     internal static void CheckDeclaredSize(string path, int bytesPerPixel)
