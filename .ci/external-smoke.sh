@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of SegTorchBackend=external (README, "GPU"): libtorch comes from a folder outside the build output,
+# Smoke test of SegTorchBackend=external (docs/gpu.md): libtorch comes from a folder outside the build output,
 # named by SEG_LIBTORCH_DIR; here the libtorch-cpu-linux-x64 2.10.0 natives in the NuGet cache stand in for a
 # PyTorch installation's torch/lib. Checks that
 #   1. Seg.Train built with -p:SegTorchBackend=external ships no libtorch*.so and trains 20 iterations;

@@ -11,7 +11,7 @@ namespace Seg.Bench;
 /// Cost of scoring one evaluation batch, CPU with 2 threads: B=8 predictions and labels of 128×128, C=21, 5 % of
 /// pixels ignored. <c>Update</c> (per-image statistics kept, no host read) against the update before per-image
 /// statistics existed (<see cref="PreviousConfusionUpdate"/>), and the one-off cost of reading mIoU^I, mIoU^C and the
-/// worst cases (<see cref="SegmentationMetrics.From"/>) after 2000 images of 150 classes (an ADE20K-sized
+/// worst cases (<see cref="SegmentationMetrics.From(ConfusionMatrix, IReadOnlyList{string})"/>) after 2000 images of 150 classes (an ADE20K-sized
 /// validation set). Compare the ratios of one run (the Min column is the least disturbed on a shared machine).
 /// </summary>
 [MemoryDiagnoser(false)]

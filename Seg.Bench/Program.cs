@@ -16,6 +16,10 @@ if (args is ["train-step", .. var stepArgs])
     return Seg.Bench.TrainStepComparison.Run(stepArgs);
 if (args is ["recipes", .. var recipeArgs])
     return Seg.Train.Cli.SegCli.Guard(() => Seg.Bench.Recipes.RecipeComparison.Run(recipeArgs));
+if (args is ["threads", .. var threadArgs])
+    return Seg.Bench.ThreadChoiceBench.Run(threadArgs);
+if (args is ["threads-child", .. var childArgs])
+    return Seg.Bench.ThreadChoiceBench.RunChild(childArgs);
 if (args is ["sync-check"])
     return Seg.Bench.SyncCheck.Run();
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

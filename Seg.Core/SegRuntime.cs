@@ -15,6 +15,9 @@ public static class SegRuntime
 
     /// <summary>
     /// Makes TorchSharp's native libraries loadable on this host and loads them. Idempotent and thread-safe.
+    /// Unless the environment sets <c>OMP_WAIT_POLICY</c> or <c>GOMP_SPINCOUNT</c>, it first sets
+    /// <c>OMP_WAIT_POLICY=PASSIVE</c>, so that libtorch's idle OpenMP workers sleep instead of spinning on cores that
+    /// other work (or a CPU quota) shares; this is why it must run before the first TorchSharp call.
     /// On hosts whose libstdc++ lacks <c>GLIBCXX_3.4.32</c> (Debian 12) it marks that spurious version need of
     /// <c>libLibTorchSharp.so</c> weak in the application's native folders (see <see cref="GlibcxxCompat"/>);
     /// elsewhere it changes nothing.
@@ -31,6 +34,8 @@ public static class SegRuntime
                 foreach (var dir in NativeSearchDirectories())
                     foreach (var file in Directory.EnumerateFiles(dir, GlibcxxCompat.ShimFileName))
                         TryPatch(file);
+            // Before libtorch, and with it libgomp, is loaded: libgomp reads its wait policy once, at load.
+            OpenMpWaitPolicy.ApplyDefault();
             if (ExternalLibTorchDirectory is { } external) ExternalLibTorch.Load(external);
             try
             {

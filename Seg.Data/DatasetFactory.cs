@@ -1,3 +1,4 @@
+using Seg.Core.Native;
 using Seg.Data.Datasets;
 
 namespace Seg.Data;
@@ -12,9 +13,12 @@ public static class DatasetFactory
     /// <exception cref="ArgumentException">An unknown type or an option value that does not fit it (message names
     /// the key and lists valid values).</exception>
     /// <exception cref="BadSampleException">A missing root, split list or mask, or an empty split.</exception>
+    /// <exception cref="Seg.Core.NativeLoadException">OpenCV's native library cannot be loaded on this host (the
+    /// message names the missing shared libraries and the package to install).</exception>
     public static ISegmentationDataset Create(DatasetOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        HeadlessOpenCv.EnsureLoaded();
         return options.Type switch
         {
             "shapes" => Procedural(options, ShapesDataset.Names.Count,

@@ -1,5 +1,6 @@
 using OpenCvSharp;
 using Seg.Data.Transforms;
+using Seg.Onnx.Imaging;
 using TorchSharp;
 using static TorchSharp.torch;
 using Scalar = OpenCvSharp.Scalar;
@@ -14,33 +15,13 @@ namespace Seg.Data;
 public static class Visualization
 {
     /// <summary>Colour of ignored (or out-of-palette) pixels in colour masks: white.</summary>
-    public static readonly (byte R, byte G, byte B) IgnoreColour = (255, 255, 255);
+    public static readonly (byte R, byte G, byte B) IgnoreColour = MaskColours.IgnoreColour;
 
     /// <summary>Paints each label with its palette colour (ignore index and labels beyond the palette in
-    /// <see cref="IgnoreColour"/>). <paramref name="labels"/>: HW <c>CV_8U</c> or <c>CV_32S</c>.</summary>
-    public static unsafe Mat Colorize(Mat labels, IReadOnlyList<(byte R, byte G, byte B)> palette, long ignoreIndex = 255)
-    {
-        var type = labels.Type();
-        if (type != MatType.CV_8UC1 && type != MatType.CV_32SC1)
-            throw new ArgumentException($"labels must be CV_8UC1 or CV_32SC1, got {type}", nameof(labels));
-        int rows = labels.Rows, cols = labels.Cols;
-        var colour = new Mat(rows, cols, MatType.CV_8UC3);
-        for (int y = 0; y < rows; y++)
-        {
-            byte* dst = (byte*)colour.Ptr(y);
-            byte* row8 = (byte*)labels.Ptr(y);
-            int* row32 = (int*)row8;
-            for (int x = 0; x < cols; x++)
-            {
-                long v = type == MatType.CV_8UC1 ? row8[x] : row32[x];
-                var (r, g, b) = v == ignoreIndex || v < 0 || v >= palette.Count ? IgnoreColour : palette[(int)v];
-                dst[3 * x] = b;
-                dst[3 * x + 1] = g;
-                dst[3 * x + 2] = r;
-            }
-        }
-        return colour;
-    }
+    /// <see cref="IgnoreColour"/>). <paramref name="labels"/>: HW <c>CV_8U</c>, <c>CV_16U</c> or <c>CV_32S</c>.
+    /// The same as Seg.Onnx's <see cref="MaskColours.Colourise"/>, which needs no TorchSharp.</summary>
+    public static Mat Colorize(Mat labels, IReadOnlyList<(byte R, byte G, byte B)> palette, long ignoreIndex = 255) =>
+        MaskColours.Colourise(labels, palette, ignoreIndex);
 
     /// <summary>Colour mask of an HW integer label tensor (any device).</summary>
     public static Mat Colorize(Tensor labels, IReadOnlyList<(byte R, byte G, byte B)> palette, long ignoreIndex = 255)

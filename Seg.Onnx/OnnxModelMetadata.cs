@@ -36,7 +36,25 @@ public sealed record OnnxModelMetadata
         public const string EvalFlip = "eval_flip";
         /// <summary>A sentence for people reading the file: how to make the input.</summary>
         public const string Preprocessing = "preprocessing";
+        /// <summary>SHA-256 (lower-case hex) of the serialised graph, weights included, as stored in the file
+        /// (written by Seg's exporter; <see cref="OnnxSegmenter.Load"/> checks it).</summary>
+        public const string GraphSha256 = "graph_sha256";
+
+        /// <summary>Every key above.</summary>
+        public static IReadOnlySet<string> All { get; } = new HashSet<string>(StringComparer.Ordinal)
+        {
+            ClassNames, Palette, NormalizationMean, NormalizationStd, ModelName, Iteration, EvalMode, EvalWindow, EvalStride,
+            EvalFlip, Preprocessing, GraphSha256,
+        };
     }
+
+    /// <summary>The smallest standard deviation accepted: a quarter of one 8-bit level (1/255) is already a 1000-fold
+    /// stretch of the input; below it the normalised pixels grow past any range a network was trained on.</summary>
+    public const double MinStd = 1e-3;
+
+    /// <summary>The largest standard deviation, and the largest mean in magnitude, accepted (0–1 units: pixels are in
+    /// [0, 1]).</summary>
+    public const double MaxNormalizationValue = 1e3;
 
     /// <summary>Class names, index order (empty when the file does not say).</summary>
     public IReadOnlyList<string> ClassNames { get; init; } = [];
@@ -58,6 +76,28 @@ public sealed record OnnxModelMetadata
 
     /// <summary>The training config's <c>eval</c> settings (null when the file does not say).</summary>
     public OnnxInferenceSettings? Inference { get; init; }
+
+    /// <summary>The SHA-256 of the graph the file declares (<see cref="Keys.GraphSha256"/>), or null. Not written by
+    /// <see cref="ToDictionary"/>: the exporter computes it from the graph it writes.</summary>
+    public string? GraphSha256 { get; init; }
+
+    /// <summary>Number of classes the metadata declares (class names, else palette), or 0.</summary>
+    public int DeclaredClasses => ClassNames.Count > 0 ? ClassNames.Count : Palette.Count;
+
+    /// <summary>Checks the metadata against itself and against the model's class count: as many class names as
+    /// colours, and as many of each as the model has classes.</summary>
+    /// <param name="classes">The model's classes (its output channels), or 0 when the graph does not say.</param>
+    /// <param name="source">The file, for error messages.</param>
+    /// <exception cref="InvalidDataException">A count that disagrees (names the file, both counts and the keys).</exception>
+    public void CheckClasses(long classes, string source)
+    {
+        if (classes > 0 && ClassNames.Count > 0 && ClassNames.Count != classes)
+            throw new InvalidDataException($"{source}: the model outputs {classes} classes but metadata '{Keys.ClassNames}' has {ClassNames.Count} names.");
+        if (classes > 0 && Palette.Count > 0 && Palette.Count != classes)
+            throw new InvalidDataException($"{source}: the model outputs {classes} classes but metadata '{Keys.Palette}' has {Palette.Count} colours.");
+        if (ClassNames.Count > 0 && Palette.Count > 0 && ClassNames.Count != Palette.Count)
+            throw new InvalidDataException($"{source}: metadata '{Keys.ClassNames}' has {ClassNames.Count} names but '{Keys.Palette}' has {Palette.Count} colours; both need one per class.");
+    }
 
     /// <summary>The metadata_props entries.</summary>
     public IReadOnlyDictionary<string, string> ToDictionary()
@@ -103,10 +143,13 @@ public sealed record OnnxModelMetadata
         }
         static T Json<T>(string text) => JsonSerializer.Deserialize<T>(text) ?? throw new FormatException("null");
 
-        var classNames = Read(Keys.ClassNames, Json<string[]>, "a JSON list of class names") ?? [];
-        var palette = Read(Keys.Palette, t => Json<int[][]>(t).Select(Colour).ToArray(), "a JSON list of [R, G, B] values 0-255") ?? [];
-        var mean = Read(Keys.NormalizationMean, t => Triple(Json<double[]>(t), positive: false), "a JSON list of 3 numbers");
-        var std = Read(Keys.NormalizationStd, t => Triple(Json<double[]>(t), positive: true), "a JSON list of 3 positive numbers");
+        var classNames = Read(Keys.ClassNames, t => Json<string?[]>(t).Select(n => n ?? throw new FormatException("null name")).ToArray(), "a JSON list of class names (strings)") ?? [];
+        var palette = Read(Keys.Palette, t => Json<int[]?[]>(t).Select(Colour).ToArray(), "a JSON list of [R, G, B] values 0-255") ?? [];
+        var mean = Read(Keys.NormalizationMean, t => Triple(Json<double[]>(t), -MaxNormalizationValue, MaxNormalizationValue),
+            $"a JSON list of 3 numbers in [{-MaxNormalizationValue}, {MaxNormalizationValue}]");
+        var std = Read(Keys.NormalizationStd, t => Triple(Json<double[]>(t), MinStd, MaxNormalizationValue),
+            $"a JSON list of 3 numbers in [{MinStd}, {MaxNormalizationValue}]");
+        var graphSha256 = Read(Keys.GraphSha256, t => t.Length == 64 && t.All(char.IsAsciiHexDigitLower) ? t : throw new FormatException(), "64 lower-case hex digits");
         if ((mean is null) != (std is null))
             throw new InvalidDataException($"{source}: metadata has only one of '{Keys.NormalizationMean}' and '{Keys.NormalizationStd}'.");
         var iteration = Read(Keys.Iteration, t => (object)long.Parse(t, CultureInfo.InvariantCulture), "an integer");
@@ -118,7 +161,7 @@ public sealed record OnnxModelMetadata
                 throw new InvalidDataException($"{source}: metadata '{Keys.EvalMode}' should be 'whole' or 'slide', got '{Shorten(mode)}'.");
             var window = Read(Keys.EvalWindow, t => Pair(Json<int[]>(t)), "a JSON [height, width]");
             var stride = Read(Keys.EvalStride, t => Pair(Json<int[]>(t)), "a JSON [height, width]");
-            var flip = Read(Keys.EvalFlip, t => (object)bool.Parse(t), "true or false");
+            var flip = Read(Keys.EvalFlip, t => t is "true" or "false" ? (object)(t == "true") : throw new FormatException(), "true or false");
             var defaults = OnnxInferenceSettings.WholeImage;
             inference = new OnnxInferenceSettings
             {
@@ -128,7 +171,7 @@ public sealed record OnnxModelMetadata
                 Flip = flip is true,
             };
             try { inference.Validated(); }
-            catch (ArgumentException e) { throw new InvalidDataException($"{source}: metadata eval settings: {e.Message}.", e); }
+            catch (ArgumentException e) { throw new InvalidDataException($"{source}: metadata '{Keys.EvalWindow}' and '{Keys.EvalStride}': {e.Message}.", e); }
         }
         return new OnnxModelMetadata
         {
@@ -139,19 +182,21 @@ public sealed record OnnxModelMetadata
             ModelName = props.TryGetValue(Keys.ModelName, out var name) ? name : null,
             Iteration = (long?)iteration,
             Inference = inference,
+            GraphSha256 = graphSha256,
         };
     }
 
-    static (byte R, byte G, byte B) Colour(int[] rgb) =>
-        rgb.Length == 3 && rgb.All(v => v is >= 0 and <= 255) ? ((byte)rgb[0], (byte)rgb[1], (byte)rgb[2])
+    static (byte R, byte G, byte B) Colour(int[]? rgb) =>
+        rgb is null ? throw new FormatException("null colour")
+        : rgb.Length == 3 && rgb.All(v => v is >= 0 and <= 255) ? ((byte)rgb[0], (byte)rgb[1], (byte)rgb[2])
             : throw new FormatException($"[{string.Join(", ", rgb)}] is not an RGB colour");
 
-    static double[] Triple(double[] values, bool positive) =>
-        values.Length == 3 && values.All(v => double.IsFinite(v) && (!positive || v > 0)) ? values
+    static double[] Triple(double[] values, double min, double max) =>
+        values.Length == 3 && values.All(v => v >= min && v <= max) ? values
             : throw new FormatException($"[{string.Join(", ", values)}]");
 
     static int[] Pair(int[] values) =>
-        values.Length == 2 && values.All(v => v > 0) ? values : throw new FormatException($"[{string.Join(", ", values)}]");
+        values.Length == 2 ? values : throw new FormatException($"[{string.Join(", ", values)}]");
 
     static string Shorten(string text) => text.Length <= 80 ? text : text[..77] + "...";
 }

@@ -110,7 +110,8 @@ public static class RecipeComparison
                 var runWatch = Stopwatch.StartNew();
                 try
                 {
-                    Trainer.Run(new TrainRequest(recipe.Yaml, recipe.Path, overrides, dir, Resume: false));
+                    // A run left unfinished (or finished, without --reuse) is trained again from the start.
+                    Trainer.Run(new TrainRequest(recipe.Yaml, recipe.Path, overrides, dir, Resume: false, Restart: true));
                 }
                 catch (TrainingDivergedException e)
                 {

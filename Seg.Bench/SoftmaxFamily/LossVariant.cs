@@ -28,7 +28,7 @@ internal sealed class LossVariant(
 
     public static readonly string[] Names = ["softmax", "am-softmax", "arcface", "l-softmax", "softmax+center"];
 
-    /// <summary>The settings used in the README table: s = 30 for both cosine losses (10 classes, short runs).</summary>
+    /// <summary>The settings used in the table of docs/experiments.md: s = 30 for both cosine losses (10 classes, short runs).</summary>
     public static LossVariant Create(string name, long dim, int classes) => name switch
     {
         "softmax" => Softmax(name, "linear classifier + CE", dim, classes, centerWeight: 0),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run of issue 11 (README, "GPU"): on a machine with a CUDA PyTorch installation but no .NET and no
+# The GPU run of issue 11 (docs/gpu.md): on a machine with a CUDA PyTorch installation but no .NET and no
 # network, unpack a self-contained `SegTorchBackend=external` publish of Seg.Train + Seg.Bench, point
 # SEG_LIBTORCH_DIR at PyTorch's torch/lib, check with `ldd -r` that TorchSharp's shim resolves against that
 # libtorch, then train the default config on CUDA and on the CPU and run the step benchmarks.

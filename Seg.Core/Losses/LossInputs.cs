@@ -25,6 +25,29 @@ internal static class LossInputs
             throw new ArgumentException($"{name} {Shape(t)} must be a floating-point tensor, not {t.dtype}.", name);
     }
 
+    /// <summary>
+    /// Where every loss starts, so that each computes in float32 whatever precision its input arrives in (as
+    /// PyTorch's AMP recipe computes losses): a bfloat16 or float16 <paramref name="input"/> is replaced by its float32
+    /// copy (float32 and float64 stay), and autocast is off on its device while the returned scope lives (null when
+    /// it was off), so that the loss's matrix products run in float32 too and the loss comes out float32. The
+    /// gradient flows back through the cast in the input's own dtype. Use as <c>using var _ = FullPrecision(ref x);</c>.
+    /// </summary>
+    public static IDisposable? FullPrecision(ref Tensor input)
+    {
+        input = Float32IfReduced(input);
+        return Seg.Core.Amp.Autocast.SuspendIfEnabled(input.device_type);
+    }
+
+    /// <summary><see cref="FullPrecision(ref Tensor)"/> for losses with two floating inputs (student and teacher
+    /// logits, or logits and soft targets).</summary>
+    public static IDisposable? FullPrecision(ref Tensor first, ref Tensor second)
+    {
+        second = Float32IfReduced(second);
+        return FullPrecision(ref first);
+    }
+
+    static Tensor Float32IfReduced(Tensor t) => t.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? t.to(ScalarType.Float32) : t;
+
     /// <summary>The dtype the losses compute in: float64 stays float64, every other float (float16, bfloat16,
     /// float32) is computed in float32 so that sums over many pixels keep their precision.</summary>
     public static ScalarType WorkType(Tensor t) => t.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;

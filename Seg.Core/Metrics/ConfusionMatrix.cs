@@ -16,7 +16,7 @@ namespace Seg.Core.Metrics;
 /// buffers (no <c>masked_select</c> or <c>bincount</c>, whose output sizes need the host). On the CPU, labels and
 /// predictions outside [0, C) are rejected by <see cref="Update"/> itself; on another device the range check runs
 /// on the device too and its verdict is read, and thrown, when the results are read (<see cref="ToArray"/>,
-/// <see cref="ToImageStatistics"/>, <see cref="SegmentationMetrics.From"/>).
+/// <see cref="ToImageStatistics"/>, <see cref="SegmentationMetrics.From(ConfusionMatrix, IReadOnlyList{string})"/>).
 /// </remarks>
 /// <example><code>
 /// var cm = new ConfusionMatrix(numClasses: 21);

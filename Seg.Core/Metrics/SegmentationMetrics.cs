@@ -42,8 +42,15 @@ public sealed record SegmentationMetrics(
     public static SegmentationMetrics From(ConfusionMatrix matrix, IReadOnlyList<string>? classNames = null)
     {
         ArgumentNullException.ThrowIfNull(matrix);
-        var counts = matrix.ToArray();
-        var statistics = matrix.ToImageStatistics();
+        return From(matrix.ToArray(), matrix.ToImageStatistics(), classNames);
+    }
+
+    /// <summary>Scores from a [C, C] count matrix and the per-image statistics of the same images (for example
+    /// the sums of several processes' shares of an evaluation).</summary>
+    public static SegmentationMetrics From(long[,] counts, ImageStatistics statistics, IReadOnlyList<string>? classNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        ArgumentNullException.ThrowIfNull(statistics);
         var scored = statistics.ScoredImages;
         var imageMean = scored == 0 ? 0.0 : statistics.UnionMeanIoUSum() / scored;
         return FromCounts(counts, classNames, imageMean, scored) with { PerImage = PerImageScores.From(statistics) };

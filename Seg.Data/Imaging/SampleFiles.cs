@@ -1,6 +1,7 @@
-using System.Buffers.Binary;
 using OpenCvSharp;
 using Seg.Core;
+using Seg.Core.Readers;
+using Seg.Onnx.Imaging;
 
 namespace Seg.Data.Imaging;
 
@@ -13,25 +14,25 @@ public static class SampleFiles
     /// <summary>Image file extensions the file-backed datasets accept.</summary>
     public static readonly IReadOnlyList<string> ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"];
 
-    /// <summary>Reads an image as HWC 8-bit BGR.</summary>
-    /// <exception cref="BadSampleException">Missing, unreadable, corrupt, or declaring more pixels than
-    /// <see cref="Seg.Core.Readers.ReaderLimits.MaxDecompressedBytes"/> allows; whatever the decoder throws comes out as this,
-    /// naming the file.</exception>
-    public static Mat ReadImage(string path)
+    /// <summary>What a file-backed dataset allocates per pixel of an image after decoding it: the float32 RGB tensor
+    /// (12 bytes) the loader makes at the image's own size, counted with the decode against
+    /// <see cref="ReaderLimits.MaxDecompressedBytes"/>.</summary>
+    public const int TensorBytesPerPixel = 12;
+
+    /// <summary>Reads an image as HWC 8-bit BGR, through Seg.Onnx's <see cref="ImageFiles.Read"/>: a regular file,
+    /// a PNG, JPEG, BMP, TIFF or WebP by content, whose declared size, decoded and then processed at
+    /// <paramref name="pipelineBytesPerPixel"/>, fits <see cref="ReaderLimits.MaxDecompressedBytes"/>.</summary>
+    /// <param name="path">The image.</param>
+    /// <param name="pipelineBytesPerPixel">What the caller allocates per pixel afterwards (default: the loader's tensor).</param>
+    /// <exception cref="BadSampleException">Missing, not a regular file, unreadable, corrupt, of another format, or
+    /// over the limit; whatever the decoder throws comes out as this, naming the file.</exception>
+    public static Mat ReadImage(string path, long pipelineBytesPerPixel = TensorBytesPerPixel)
     {
-        if (!File.Exists(path)) throw new BadSampleException(path, "image file is missing");
-        return Guarded(path, "image", () =>
-        {
-            CheckDeclaredSize(path, bytesPerPixel: 3);
-            var image = Cv2.ImRead(path, ImreadModes.Color);
-            if (image.Empty())
-            {
-                image.Dispose();
-                throw new BadSampleException(path, $"cannot decode image ({new FileInfo(path).Length} bytes; corrupt or not an image)");
-            }
-            return image;
-        });
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new BadSampleException(path, "image file is missing");
+        return Guarded(path, "image", () => ImageFiles.Read(path, ImreadModes.Color, pipelineBytesPerPixel, ReaderLimits.MaxDecompressedBytes, LimitName));
     }
+
+    const string LimitName = $"ReaderLimits.MaxDecompressedBytes or {ReaderLimits.MaxDecompressedBytesVariable} raise it";
 
     /// <summary>
     /// Reads a label mask: a palette PNG (labels = palette indices), or a single-channel 8/16-bit image
@@ -41,20 +42,15 @@ public static class SampleFiles
     /// <exception cref="BadSampleException">As for <see cref="ReadImage"/>, and for a mask of the wrong type.</exception>
     public static Mat ReadMask(string path, long ignoreIndex)
     {
-        if (!File.Exists(path)) throw new BadSampleException(path, "mask file is missing");
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new BadSampleException(path, "mask file is missing");
         return Guarded(path, "mask", () =>
         {
             Mat mask;
+            RegularFile.Require(path, "mask"); // before the palette reader opens it
             if (PalettePng.TryRead(path, out var indices, out _)) mask = indices!;
             else
             {
-                CheckDeclaredSize(path, bytesPerPixel: 4); // 16-bit masks widen to 32-bit labels
-                mask = Cv2.ImRead(path, ImreadModes.Unchanged);
-                if (mask.Empty())
-                {
-                    mask.Dispose();
-                    throw new BadSampleException(path, $"cannot decode mask ({new FileInfo(path).Length} bytes; corrupt or not an image)");
-                }
+                mask = ImageFiles.Read(path, ImreadModes.Unchanged, 4, ReaderLimits.MaxDecompressedBytes, LimitName); // 16-bit masks widen to 32-bit labels
                 if (mask.Channels() != 1)
                 {
                     int channels = mask.Channels();
@@ -80,6 +76,10 @@ public static class SampleFiles
     {
         try { return read(); }
         catch (BadSampleException) { throw; }
+        catch (Exception e) when (e is InvalidDataException or IOException && e.Message.StartsWith(path + ": ", StringComparison.Ordinal))
+        {
+            throw new BadSampleException(path, e.Message[(path.Length + 2)..], e); // already names the file
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             throw new BadSampleException(path, $"cannot decode {what} ({e.GetType().Name}: {FirstLine(e.Message)})", e);
@@ -87,58 +87,6 @@ public static class SampleFiles
     }
 
     static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
-
-    /// <summary>
-    /// Reads the width and height a PNG, BMP or JPEG header declares and refuses the file before decoding when
-    /// <paramref name="bytesPerPixel"/> per pixel would exceed <see cref="Seg.Core.Readers.ReaderLimits.MaxDecompressedBytes"/>
-    /// (OpenCV's own limit, 2^30 pixels, still allows 4 GiB). Other formats are left to OpenCV's limit.
-    /// </summary>
-    internal static void CheckDeclaredSize(string path, int bytesPerPixel)
-    {
-        using var f = File.OpenRead(path);
-        Span<byte> head = stackalloc byte[33];
-        int n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        head = head[..n];
-        if (head.StartsWith((ReadOnlySpan<byte>)[137, 80, 78, 71, 13, 10, 26, 10]))
-        {
-            var ihdr = PalettePng.Ihdr.Parse(path, head.ToArray());
-            PalettePng.CheckDecodedSize(path, ihdr.Width, ihdr.Height, Math.Max(bytesPerPixel, ihdr.DecodedBytesPerPixel));
-        }
-        else if (head.Length >= 26 && head.StartsWith("BM"u8))
-        {
-            long w = Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(head[18..]));
-            long h = Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(head[22..]));
-            PalettePng.CheckDecodedSize(path, w, h, bytesPerPixel);
-        }
-        else if (head.Length >= 2 && head[0] == 0xFF && head[1] == 0xD8 && JpegSize(f) is var (w, h))
-            PalettePng.CheckDecodedSize(path, w, h, bytesPerPixel);
-    }
-
-    /// <summary>Width and height from a JPEG's first start-of-frame marker, or null if none is found.</summary>
-    static (long Width, long Height)? JpegSize(FileStream f)
-    {
-        f.Position = 2;
-        Span<byte> seg = stackalloc byte[7];
-        while (f.Position + 4 <= f.Length)
-        {
-            if (f.ReadByte() != 0xFF) return null;
-            int marker = f.ReadByte();
-            while (marker == 0xFF) marker = f.ReadByte(); // fill bytes
-            if (marker is 0xD8 or 0x01 or (>= 0xD0 and <= 0xD7)) continue; // no length
-            if (marker is < 0 or 0xD9 or 0xDA) return null;            // end, or scan data before any frame
-            if (f.ReadAtLeast(seg[..2], 2, throwOnEndOfStream: false) < 2) return null;
-            int length = BinaryPrimitives.ReadUInt16BigEndian(seg);
-            if (length < 2) return null;
-            bool sof = marker is >= 0xC0 and <= 0xCF and not 0xC4 and not 0xC8 and not 0xCC;
-            if (sof)
-            {
-                if (f.ReadAtLeast(seg[..5], 5, throwOnEndOfStream: false) < 5) return null;
-                return (BinaryPrimitives.ReadUInt16BigEndian(seg[3..]), BinaryPrimitives.ReadUInt16BigEndian(seg[1..]));
-            }
-            f.Position += length - 2;
-        }
-        return null;
-    }
 
     static void ConvertInPlace(ref Mat mask, MatType type)
     {

@@ -13,6 +13,10 @@ namespace Seg.Data;
 /// therefore batch t mod <see cref="BatchesPerEpoch"/> of epoch t div <see cref="BatchesPerEpoch"/>, and
 /// <see cref="Iterate"/> can start at any t without touching earlier data, giving the same batches as a run that
 /// got there from 0.</para>
+/// <para>In a data-parallel job (<see cref="LoaderOptions.WorldSize"/> &gt; 1) or with gradient accumulation, an
+/// optimizer step's global batch is the next B·W·k samples of the epoch's order, and this rank's micro-batch m of
+/// the step is its slice [m·B·W + r·B, m·B·W + (r+1)·B): the samples of step t, their order and their augmentation
+/// depend on the global batch B·W·k only, never on how it is split over processes and micro-batches.</para>
 /// <para>Memory is bounded: at most <see cref="LoaderOptions.Prefetch"/> batches are queued or being built.
 /// Leaving a <c>foreach</c>, cancelling the token or disposing the loader stops the workers and frees the
 /// batches nobody took.</para>
@@ -40,17 +44,31 @@ public sealed class SegmentationLoader : IDisposable
         if (options.Workers < 0) throw new ArgumentException($"loader.workers must be 0 or more, got {options.Workers}", nameof(options));
         if (options.Prefetch is <= 0) throw new ArgumentException($"loader.prefetch must be positive, got {options.Prefetch}", nameof(options));
         if (dataset.Count == 0) throw new ArgumentException("the dataset is empty", nameof(dataset));
+        if (options.WorldSize < 1 || options.Rank < 0 || options.Rank >= options.WorldSize)
+            throw new ArgumentException($"loader rank {options.Rank} of world size {options.WorldSize}: need 0 <= rank < world size", nameof(options));
+        if (options.Accumulate < 1) throw new ArgumentException($"train.accumulate must be 1 or more, got {options.Accumulate}", nameof(options));
         (this.dataset, this.options, this.device) = (dataset, options, device);
         builder = new BatchBuilder(dataset, transforms, options.Seed);
-        BatchesPerEpoch = options.DropLast ? dataset.Count / options.BatchSize : (dataset.Count + options.BatchSize - 1) / options.BatchSize;
+        int step = StepSamples;
+        StepsPerEpoch = options.DropLast ? dataset.Count / step : (dataset.Count + step - 1) / step;
     }
 
-    /// <summary>Training batches per epoch (with drop-last: floor(N / B), else ceil(N / B)); 0 when drop-last leaves
-    /// none, and then only <see cref="Epoch"/> can be used.</summary>
-    public int BatchesPerEpoch { get; }
+    // Samples of one optimizer step over all processes and micro-batches: B·W·k.
+    int StepSamples => options.BatchSize * options.WorldSize * options.Accumulate;
 
-    /// <summary>Batches of one evaluation pass through <see cref="Epoch"/>: ceil(N / B).</summary>
+    /// <summary>Optimizer steps per epoch: floor(N / (B·W·k)) with drop-last, else ceil(N / (B·W·k)).</summary>
+    public int StepsPerEpoch { get; }
+
+    /// <summary>This rank's training batches per epoch, <see cref="StepsPerEpoch"/> × k (one process without
+    /// accumulation: floor(N / B) with drop-last, else ceil(N / B)); 0 when drop-last leaves none, and then only
+    /// <see cref="Epoch"/> can be used.</summary>
+    public int BatchesPerEpoch => StepsPerEpoch * options.Accumulate;
+
+    /// <summary>Batches of one whole evaluation pass over all ranks: ceil(N / B).</summary>
     public int EvalBatches => (dataset.Count + options.BatchSize - 1) / options.BatchSize;
+
+    /// <summary>This rank's share of <see cref="EvalBatches"/> (batches b with b mod W = r).</summary>
+    public int RankEvalBatches => (EvalBatches - options.Rank + options.WorldSize - 1) / options.WorldSize;
 
     /// <summary>The dataset being loaded.</summary>
     public ISegmentationDataset Dataset => dataset;
@@ -74,16 +92,29 @@ public sealed class SegmentationLoader : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(iteration);
         ThrowIfNoTrainingBatch();
-        long epoch = iteration / BatchesPerEpoch;
-        int start = (int)(iteration % BatchesPerEpoch) * options.BatchSize;
+        var (epoch, start) = Locate(iteration);
         var order = Order(epoch);
         return order.AsSpan(start, Math.Min(options.BatchSize, order.Length - start)).ToArray();
     }
 
+    // Training iteration j of this rank: micro-batch m = j mod k of step t = j div k; the step's global batch starts
+    // at (t mod steps per epoch)·B·W·k in the order of epoch t div steps per epoch.
+    (long Epoch, int Start) Locate(long iteration)
+    {
+        long step = iteration / options.Accumulate;
+        int micro = (int)(iteration % options.Accumulate);
+        int start = (int)(step % StepsPerEpoch) * StepSamples + (micro * options.WorldSize + options.Rank) * options.BatchSize;
+        return (step / StepsPerEpoch, start);
+    }
+
     void ThrowIfNoTrainingBatch()
     {
+        if (!options.DropLast && StepSamples != options.BatchSize)
+            throw new InvalidOperationException("training with drop_last off cannot split a step's batch over processes or micro-batches (the last, short one would not divide); keep drop_last on");
         if (BatchesPerEpoch == 0)
-            throw new InvalidOperationException($"loader.drop_last with batch size {options.BatchSize} leaves no training batch from a dataset of {dataset.Count} samples; lower the batch size or set drop_last: false");
+            throw new InvalidOperationException(StepSamples == options.BatchSize
+                ? $"loader.drop_last with batch size {options.BatchSize} leaves no training batch from a dataset of {dataset.Count} samples; lower the batch size or set drop_last: false"
+                : $"a step takes {StepSamples} samples (batch {options.BatchSize} x {options.WorldSize} processes x {options.Accumulate} micro-batches) but the dataset has only {dataset.Count}; lower the batch size, the process count or train.accumulate");
     }
 
     /// <summary>The visiting order of training epoch <paramref name="epoch"/> (a permutation when shuffling).</summary>
@@ -110,23 +141,23 @@ public sealed class SegmentationLoader : IDisposable
             int[] order = [];
             for (long t = fromIteration; ; t++)
             {
-                long e = t / BatchesPerEpoch;
+                var (e, start) = Locate(t);
                 if (e != epoch) (epoch, order) = (e, Order(e));
-                int start = (int)(t % BatchesPerEpoch) * options.BatchSize;
                 yield return new BatchJob(order.AsSpan(start, Math.Min(options.BatchSize, order.Length - start)).ToArray(), t, e);
             }
         }
     }
 
-    /// <summary>One pass over the dataset in index order, the last batch possibly smaller (evaluation).
-    /// Augmentation streams use (seed, <paramref name="epoch"/>, index).</summary>
+    /// <summary>One pass over the dataset in index order, the last batch possibly smaller (evaluation); in a
+    /// data-parallel job this rank's batches only (b mod W = r). Augmentation streams use (seed,
+    /// <paramref name="epoch"/>, index).</summary>
     public IEnumerable<SegmentationBatch> Epoch(int epoch = 0, CancellationToken ct = default)
     {
         return Run(Jobs(), ct);
 
         IEnumerable<BatchJob> Jobs()
         {
-            for (int b = 0; b < EvalBatches; b++)
+            for (int b = options.Rank; b < EvalBatches; b += options.WorldSize)
             {
                 int start = b * options.BatchSize, n = Math.Min(options.BatchSize, dataset.Count - start);
                 yield return new BatchJob(Enumerable.Range(start, n).ToArray(), b, epoch);

@@ -13,9 +13,17 @@ public sealed class BasicBlock : Module<Tensor, Tensor>, IOnnxExportable
     public const int Expansion = 1;
 
     readonly Conv2d conv1, conv2;
-    readonly BatchNorm2d bn1, bn2;
+    // Declared as modules, not BatchNorm2d (sealed), so that SyncBatchNorm.convert_sync_batchnorm can replace them.
+    readonly Module<Tensor, Tensor> bn1, bn2;
     readonly Sequential? downsample;
 
+    /// <summary>Builds the block as torchvision does.</summary>
+    /// <param name="inplanes">Input channels.</param>
+    /// <param name="planes">Output channels (× <see cref="Expansion"/>).</param>
+    /// <param name="stride">Stride of the first 3×3 convolution.</param>
+    /// <param name="downsample">Projection of the identity path when the shape changes, or null.</param>
+    /// <param name="dilation">Must be 1: torchvision's BasicBlock has no dilated form.</param>
+    /// <exception cref="NotSupportedException"><paramref name="dilation"/> is not 1.</exception>
     public BasicBlock(long inplanes, long planes, long stride, Sequential? downsample, long dilation) : base(nameof(BasicBlock))
     {
         // torchvision refuses dilation here too: its DeepLab variants only use Bottleneck ResNets.
@@ -32,6 +40,7 @@ public sealed class BasicBlock : Module<Tensor, Tensor>, IOnnxExportable
         if (downsample is not null) register_module(nameof(downsample), downsample);
     }
 
+    /// <summary>relu(bn2(conv2(relu(bn1(conv1(x))))) + identity), the identity projected by <c>downsample</c> when set.</summary>
     public override Tensor forward(Tensor x)
     {
         var identity = downsample is null ? x : downsample.forward(x);

@@ -13,9 +13,16 @@ public sealed class Bottleneck : Module<Tensor, Tensor>, IOnnxExportable
     public const int Expansion = 4;
 
     readonly Conv2d conv1, conv2, conv3;
-    readonly BatchNorm2d bn1, bn2, bn3;
+    // Declared as modules, not BatchNorm2d (sealed), so that SyncBatchNorm.convert_sync_batchnorm can replace them.
+    readonly Module<Tensor, Tensor> bn1, bn2, bn3;
     readonly Sequential? downsample;
 
+    /// <summary>Builds the block as torchvision does.</summary>
+    /// <param name="inplanes">Input channels.</param>
+    /// <param name="planes">Width of the 1×1 and 3×3 convolutions; the output has <c>planes × </c><see cref="Expansion"/> channels.</param>
+    /// <param name="stride">Stride of the 3×3 convolution.</param>
+    /// <param name="downsample">Projection of the identity path when the shape changes, or null.</param>
+    /// <param name="dilation">Dilation of the 3×3 convolution (DeepLab's dilated layers).</param>
     public Bottleneck(long inplanes, long planes, long stride, Sequential? downsample, long dilation) : base(nameof(Bottleneck))
     {
         conv1 = Layers.Conv1x1(inplanes, planes);
@@ -34,6 +41,7 @@ public sealed class Bottleneck : Module<Tensor, Tensor>, IOnnxExportable
         if (downsample is not null) register_module(nameof(downsample), downsample);
     }
 
+    /// <summary>The three convolutions with batch norm and ReLU, plus the (projected) identity, then ReLU.</summary>
     public override Tensor forward(Tensor x)
     {
         var identity = downsample is null ? x : downsample.forward(x);

@@ -15,7 +15,8 @@ namespace Seg.Models.Backbones;
 public sealed class ResNet : Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Conv2d conv1;
-    readonly BatchNorm2d bn1;
+    // Declared as modules, not BatchNorm2d (sealed), so that SyncBatchNorm.convert_sync_batchnorm can replace them.
+    readonly Module<Tensor, Tensor> bn1;
     readonly Sequential layer1, layer2, layer3, layer4;
     readonly Linear? fc;
     long inplanes = 64;

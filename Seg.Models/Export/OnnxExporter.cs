@@ -1,5 +1,7 @@
 using System.Reflection;
+using System.Security.Cryptography;
 using Google.Protobuf;
+using Seg.Core.IO;
 using Seg.Models.Export.Proto;
 using static TorchSharp.torch;
 using DataType = Seg.Models.Export.Proto.TensorProto.Types.DataType;
@@ -33,6 +35,10 @@ public static class OnnxExporter
 
     /// <summary>Name of the output with <see cref="OnnxExportOptions.ArgMax"/>.</summary>
     public const string LabelsName = "labels";
+
+    /// <summary>The metadata_props key of the SHA-256 (lower-case hex) of the serialised graph, weights included,
+    /// which every export writes (Seg.Onnx checks it when it loads the file).</summary>
+    public const string GraphSha256Key = "graph_sha256";
 
     /// <summary>
     /// Exports <paramref name="model"/> as it is (call <c>eval()</c> first) to <paramref name="path"/>, written
@@ -86,7 +92,11 @@ public static class OnnxExporter
         };
         file.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
         foreach (var (key, value) in options.Metadata ?? new Dictionary<string, string>())
-            file.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+            if (key != GraphSha256Key) // computed below, from the graph written
+                file.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        // The graph as serialised inside the file (a nested message's bytes are its own serialisation), hashed so that
+        // a reader can tell flipped weight bytes from the exported ones, as checkpoints carry a SHA-256.
+        file.MetadataProps.Add(new StringStringEntryProto { Key = GraphSha256Key, Value = Convert.ToHexStringLower(SHA256.HashData(graph.Graph.ToByteArray())) });
         Write(file, path);
     }
 
@@ -122,20 +132,12 @@ public static class OnnxExporter
     static void Write(ModelProto file, string path)
     {
         var full = Path.GetFullPath(path);
-        var temp = $"{full}.{Environment.ProcessId}.tmp";
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                file.WriteTo(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
+            AtomicFile.Write(full, file.WriteTo);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (File.Exists(temp)) File.Delete(temp);
             throw new IOException($"ONNX export: cannot write {full}: {e.Message}", e);
         }
     }

@@ -15,6 +15,10 @@ public sealed class Aspp : Module<Tensor, Tensor>, IOnnxExportable
     readonly ModuleList<Module<Tensor, Tensor>> convs;
     readonly Sequential project;
 
+    /// <summary>Builds the 1×1 branch, one dilated 3×3 branch per rate, the pooling branch and the projection.</summary>
+    /// <param name="inChannels">Channels of the input feature map.</param>
+    /// <param name="atrousRates">Dilation of each 3×3 branch (e.g. 6/12/18 at output stride 16).</param>
+    /// <param name="outChannels">Channels of every branch and of the output.</param>
     public Aspp(long inChannels, IReadOnlyList<long> atrousRates, long outChannels = 256) : base(nameof(Aspp))
     {
         var branches = new List<Module<Tensor, Tensor>>
@@ -31,6 +35,8 @@ public sealed class Aspp : Module<Tensor, Tensor>, IOnnxExportable
         register_module(nameof(project), project);
     }
 
+    /// <summary>Runs every branch on <paramref name="x"/> [B, C, h, w], concatenates them and projects to
+    /// [B, outChannels, h, w].</summary>
     public override Tensor forward(Tensor x)
     {
         long h = x.shape[^2], w = x.shape[^1];

@@ -18,6 +18,10 @@ public sealed class DeepLabV3 : Module<Tensor, Tensor>, ISegmentationModel, IOnn
     readonly Sequential classifier;
     readonly Sequential? aux_classifier;
 
+    /// <summary>Builds the model with random weights; load weights with <see cref="StateDict"/>.</summary>
+    /// <param name="resnetDepth">50 or 101.</param>
+    /// <param name="numClasses">Output channels of the classifier (and of the aux head).</param>
+    /// <param name="options">Input channels, aux head, classifier factory.</param>
     public DeepLabV3(int resnetDepth, int numClasses, ModelOptions options) : base(nameof(DeepLabV3))
     {
         backbone = ResNetCatalog.Backbone(resnetDepth, [false, true, true], options.InChannels);
@@ -31,11 +35,15 @@ public sealed class DeepLabV3 : Module<Tensor, Tensor>, ISegmentationModel, IOnn
         }
     }
 
+    /// <inheritdoc/>
     public string? BackbonePrefix => "backbone.";
+    /// <inheritdoc/>
     public bool HasAuxHead => aux_classifier is not null;
 
+    /// <summary>Logits [B, numClasses, H, W] at the input's resolution (the aux head is not run).</summary>
     public override Tensor forward(Tensor input) => ForwardWithAux(input).Out;
 
+    /// <inheritdoc/>
     public (Tensor Out, Tensor? Aux) ForwardWithAux(Tensor input)
     {
         long h = input.shape[^2], w = input.shape[^1];

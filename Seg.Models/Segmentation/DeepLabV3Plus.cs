@@ -21,6 +21,11 @@ public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel, 
     readonly DeepLabV3PlusHead classifier;
     readonly Sequential? aux_classifier;
 
+    /// <summary>Builds the model with random weights; load weights with <see cref="StateDict"/>.</summary>
+    /// <param name="resnetDepth">50 or 101.</param>
+    /// <param name="numClasses">Output channels of the classifier (and of the aux head).</param>
+    /// <param name="options">Input channels, aux head, classifier factory, output stride.</param>
+    /// <exception cref="ArgumentException"><see cref="ModelOptions.OutputStride"/> is neither 16 nor 8.</exception>
     public DeepLabV3Plus(int resnetDepth, int numClasses, ModelOptions options) : base(nameof(DeepLabV3Plus))
     {
         (bool[] dilate, long[] rates) = options.OutputStride switch
@@ -40,11 +45,15 @@ public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel, 
         }
     }
 
+    /// <inheritdoc/>
     public string? BackbonePrefix => "backbone.";
+    /// <inheritdoc/>
     public bool HasAuxHead => aux_classifier is not null;
 
+    /// <summary>Logits [B, numClasses, H, W] at the input's resolution (the aux head is not run).</summary>
     public override Tensor forward(Tensor input) => ForwardWithAux(input).Out;
 
+    /// <inheritdoc/>
     public (Tensor Out, Tensor? Aux) ForwardWithAux(Tensor input)
     {
         long h = input.shape[^2], w = input.shape[^1];
@@ -72,6 +81,12 @@ public sealed class DeepLabV3PlusHead : Module<Tensor, Tensor>
     readonly Aspp aspp;
     readonly Sequential classifier;
 
+    /// <summary>Builds the decoder.</summary>
+    /// <param name="inChannels">Channels of the high-level (layer4) features fed to the ASPP.</param>
+    /// <param name="lowLevelChannels">Channels of the low-level (layer1) features.</param>
+    /// <param name="numClasses">Output channels of the final classifier.</param>
+    /// <param name="rates">ASPP dilation rates.</param>
+    /// <param name="options">Supplies <see cref="ModelOptions.HeadFactory"/> for the final classifier.</param>
     public DeepLabV3PlusHead(long inChannels, long lowLevelChannels, int numClasses, IReadOnlyList<long> rates, ModelOptions options)
         : base(nameof(DeepLabV3PlusHead))
     {

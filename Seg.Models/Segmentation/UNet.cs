@@ -21,6 +21,10 @@ public sealed class UNet : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExpo
     readonly Module<Tensor, Tensor> classifier;
     readonly int depth;
 
+    /// <summary>Builds the model with random weights.</summary>
+    /// <param name="numClasses">Output channels of the classifier.</param>
+    /// <param name="options">Depth, base width, up-sampling, input channels, classifier factory.</param>
+    /// <exception cref="ArgumentException"><see cref="ModelOptions.UnetDepth"/> is outside 1..6 or <see cref="ModelOptions.UnetBaseWidth"/> is not positive.</exception>
     public UNet(int numClasses, ModelOptions options) : base(nameof(UNet))
     {
         depth = options.UnetDepth;
@@ -40,10 +44,14 @@ public sealed class UNet : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExpo
         register_module(nameof(classifier), classifier);
     }
 
+    /// <inheritdoc/>
     public string? BackbonePrefix => null;
+    /// <inheritdoc/>
     public bool HasAuxHead => false;
+    /// <inheritdoc/>
     public (Tensor Out, Tensor? Aux) ForwardWithAux(Tensor input) => (forward(input), null);
 
+    /// <summary>Logits [B, numClasses, H, W] at the input's resolution, for any input size.</summary>
     public override Tensor forward(Tensor input)
     {
         long h = input.shape[^2], w = input.shape[^1];
@@ -83,6 +91,10 @@ public sealed class UNetUp : Module<Tensor, Tensor>
     readonly ConvTranspose2d? up;
     readonly Sequential conv;
 
+    /// <summary>Builds the step.</summary>
+    /// <param name="deepChannels">Channels of the deeper map.</param>
+    /// <param name="skipChannels">Channels of the skip connection, and of the output.</param>
+    /// <param name="bilinear">True: bilinear up-sampling; false: a 2×2 transposed convolution.</param>
     public UNetUp(long deepChannels, long skipChannels, bool bilinear) : base(nameof(UNetUp))
     {
         if (!bilinear)

@@ -21,6 +21,9 @@ public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel, I
     readonly ModuleList<Sequential> decoder;
     readonly Module<Tensor, Tensor> classifier;
 
+    /// <summary>Builds the model with random weights.</summary>
+    /// <param name="numClasses">Output channels of the classifier.</param>
+    /// <param name="options">Input channels and classifier factory.</param>
     public UNetResNet34(int numClasses, ModelOptions options) : base(nameof(UNetResNet34))
     {
         encoder = ResNetCatalog.Backbone(34, [false, false, false], options.InChannels);
@@ -39,10 +42,14 @@ public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel, I
         register_module(nameof(classifier), classifier);
     }
 
+    /// <inheritdoc/>
     public string? BackbonePrefix => "encoder.";
+    /// <inheritdoc/>
     public bool HasAuxHead => false;
+    /// <inheritdoc/>
     public (Tensor Out, Tensor? Aux) ForwardWithAux(Tensor input) => (forward(input), null);
 
+    /// <summary>Logits [B, numClasses, H, W] at the input's resolution, for any input size.</summary>
     public override Tensor forward(Tensor input)
     {
         var f = encoder.Features(input);

@@ -3,6 +3,7 @@ namespace Seg.Models;
 /// <summary>One key whose file entry does not fit the model: what the file has and what the model wants.</summary>
 public sealed record KeyMismatch(string Key, string InFile, string InModel)
 {
+    /// <summary>For example <c>classifier.4.weight (file [21, 256, 1, 1], model [5, 256, 1, 1])</c>.</summary>
     public override string ToString() => $"{Key} (file {InFile}, model {InModel})";
 }
 
@@ -28,6 +29,7 @@ public sealed record LoadReport(
     /// <summary>Every model key loaded and every file key used.</summary>
     public bool IsExact => Missing.Count == 0 && Unexpected.Count == 0 && ShapeMismatched.Count == 0 && DtypeMismatched.Count == 0;
 
+    /// <summary>One line: the file and how many keys fell in each group.</summary>
     public override string ToString() =>
         $"{Source}: {Loaded.Count} loaded, {Missing.Count} missing, {Unexpected.Count} unexpected, " +
         $"{ShapeMismatched.Count} shape-mismatched, {DtypeMismatched.Count} dtype-mismatched";

@@ -85,6 +85,7 @@ internal sealed class RestrictedUnpickler
     }
 
     /// <summary>Interprets <paramref name="data"/> and returns the top object.</summary>
+    /// <param name="data">The pickle bytes (a <c>.pth</c> file's <c>data.pkl</c>).</param>
     /// <param name="source">File (and entry) name used in error messages.</param>
     public static object? Load(byte[] data, string source) => new RestrictedUnpickler(data, source).Run();
 

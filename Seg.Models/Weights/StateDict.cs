@@ -44,6 +44,7 @@ public static class StateDict
     /// formats that embed one, such as a checkpoint), checking dtype codes, shapes, names and sizes against the bytes
     /// left before any tensor is made; the stream is left after the section. The caller owns the tensors.
     /// </summary>
+    /// <param name="stream">A seekable stream positioned at the section.</param>
     /// <param name="source">The file, named in error messages.</param>
     /// <exception cref="InvalidDataException">The section is malformed; the message names <paramref name="source"/>.</exception>
     public static IReadOnlyDictionary<string, Tensor> ReadTorchSharp(Stream stream, string source)
@@ -57,6 +58,8 @@ public static class StateDict
     /// Copies the file's tensors into <paramref name="module"/>'s parameters and buffers by name (on the module's
     /// devices, converting between floating-point dtypes).
     /// </summary>
+    /// <param name="module">The model to fill.</param>
+    /// <param name="path">A <c>.pth</c>/<c>.pt</c>, <c>.safetensors</c> or TorchSharp <c>.dat</c> file.</param>
     /// <param name="strict">True: every model key must be in the file with the same shape and every file key in the
     /// model, else nothing is loaded and an <see cref="InvalidDataException"/> names the file and the keys at fault.
     /// False: load the intersection of compatible keys and report the rest.</param>

@@ -21,7 +21,7 @@ public class BadInputTests
         var ds = DatasetFactory.Create(Folder(dir.Path));
         var e = Assert.Throws<BadSampleException>(() => ds.Get(1));
         Assert.Equal(bad, e.File);
-        Assert.Contains("cannot decode image", e.Message);
+        Assert.Contains("not a PNG, JPEG, BMP, TIFF or WebP image", e.Message); // refused from its first bytes
         Assert.Contains(bad, e.Message);
     }
 

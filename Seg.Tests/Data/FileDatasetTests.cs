@@ -55,6 +55,39 @@ public class FileDatasetTests
     }
 
     [Fact]
+    public void FolderWithoutSplitFoldersSharesEveryFileAndIsWarnedAbout()
+    {
+        using var dir = new TempDir();
+        DataFixtures.WriteFolder(dir.Path, count: 3, classes: 3);
+        var train = DatasetFactory.Create(new DatasetOptions { Type = "folder", Root = dir.Path, Split = "train" });
+        var val = DatasetFactory.Create(new DatasetOptions { Type = "folder", Root = dir.Path, Split = "val" });
+        Assert.Equal(3, SplitOverlap.Count(train, val));
+        var warning = SplitOverlap.Warning(train, val);
+        Assert.NotNull(warning);
+        Assert.StartsWith("3 of the 3 validation images are also training images", warning);
+        Assert.Contains("images/val/", warning);
+    }
+
+    [Fact]
+    public void FolderWithSplitFoldersIsNotWarnedAbout()
+    {
+        using var dir = new TempDir();
+        DataFixtures.WriteFolder(Path.Combine(dir.Path, "t"), count: 2, classes: 3);
+        DataFixtures.WriteFolder(Path.Combine(dir.Path, "v"), count: 2, classes: 3);
+        foreach (var (from, split) in new[] { ("t", "train"), ("v", "val") })
+            foreach (var kind in new[] { "images", "masks" })
+            {
+                Directory.CreateDirectory(Path.Combine(dir.Path, kind));
+                Directory.Move(Path.Combine(dir.Path, from, kind), Path.Combine(dir.Path, kind, split));
+            }
+        var train = DatasetFactory.Create(new DatasetOptions { Type = "folder", Root = dir.Path, Split = "train" });
+        var val = DatasetFactory.Create(new DatasetOptions { Type = "folder", Root = dir.Path, Split = "val" });
+        Assert.Equal((2, 2), (train.Count, val.Count));
+        Assert.Equal(0, SplitOverlap.Count(train, val));
+        Assert.Null(SplitOverlap.Warning(train, val));
+    }
+
+    [Fact]
     public void FolderPairsStemsAndInfersClassCount()
     {
         using var dir = new TempDir();

@@ -291,7 +291,7 @@ public class DataReadmeExampleTests
     [Fact]
     public void ReadmeExampleRuns()
     {
-        // The README's data example, with fewer steps.
+        // The data example of docs/data.md, with fewer steps.
         SegRuntime.Initialize();
         var train = DatasetFactory.Create(new DatasetOptions { Type = "shapes", Split = "train" });
         var pipeline = new TransformPipeline([new Seg.Data.Transforms.RandomScale(0.75, 1.25), new Seg.Data.Transforms.RandomCrop(128, 128),

@@ -168,7 +168,7 @@ public sealed class ImageFormat : IFuzzFormat
         BinaryPrimitives.WriteInt32LittleEndian(big.AsSpan(22), -(1 << 20));
         yield return new("bmp-2^20-square", big);
         yield return new("jpeg-65535-square", [0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 0x11, 0, 0xFF, 0xD9]);
-        // A TIFF declaring 2^31 x 2^31 pixels: Seg does not parse TIFF, so this reaches OpenCV's own limit.
+        // A TIFF declaring 2^31 x 2^31 pixels, refused from its image directory.
         yield return new("tiff-huge", Tiff(0x7FFF_FFFF, 0x7FFF_FFFF));
         yield return new("tiff-zero", Tiff(0, 0));
         yield return new("empty", []);

@@ -18,6 +18,8 @@ public static class FuzzFormats
         new MaskFormat(Seg.Data.BadSampleMode.Error),
         new MaskFormat(Seg.Data.BadSampleMode.Skip),
         new ImageFormat(),
+        new ImageHeaderFormat(),
+        new OnnxFileFormat(),
         new IdxFormat("idx"),
         new IdxFormat("idx-gz"),
         new IdxFormat("idx-gz-raw"),

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Seg.Tests.Fuzz;
 
 /// <summary>
-/// Mutation fuzzing of every reader against the hostile-input contract (README, "Hostile input"), each case read in a
+/// Mutation fuzzing of every reader against the hostile-input contract (docs/robustness.md), each case read in a
 /// child process under a memory limit and a watchdog. The short subset runs in the default test run; the long run is
 /// opt-in (<c>Category=Fuzz</c>), with knobs in environment variables:
 /// <c>SEG_FUZZ_SEED</c> (master seed, default 13), <c>SEG_FUZZ_FLIPS</c> (random mutations per seed and structured

@@ -3,7 +3,7 @@ namespace Seg.Tests.Fuzz;
 /// <summary>
 /// One reader under fuzz: the valid files to mutate, the hand-made hostile files, and how the child process reads a
 /// case. To fuzz a new reader, implement this and add it to <see cref="FuzzFormats.All"/>; the mutator, the child
-/// process, the limits and the contract check are shared (see README, "Hostile input").
+/// process, the limits and the contract check are shared (see docs/robustness.md).
 /// </summary>
 /// <remarks>
 /// The contract every format is held to (<see cref="FuzzOutcome"/>): reading a case either succeeds, or throws

@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 
 namespace Seg.Tests.Losses;
 
-/// <summary>Runs the loss-library example of README.md (section "losses"); keep the two in sync.</summary>
+/// <summary>Runs the loss-library examples: the first is README.md's (section "losses", which .ci/external-smoke.sh also
+/// compiles), the second docs/losses.md's metric-loss example; keep them in sync.</summary>
 public class ReadmeExampleTests
 {
     [Fact]

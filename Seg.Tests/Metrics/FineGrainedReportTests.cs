@@ -63,6 +63,22 @@ public class FineGrainedReportTests : IDisposable
     }
 
     [Fact]
+    public void ReportsWriteTheConfusionMatrixWithCountsAndRowShares()
+    {
+        // Rows: ground truth, columns: prediction. Row "road" has 6 pixels: 4 right (66.7 %), 1 and 1 (16.7 % each).
+        var counts = new long[,] { { 4, 1, 1 }, { 0, 2, 0 }, { 0, 1, 3 } };
+        var result = new EvalResult(HandWorked(), counts, [], TimeSpan.FromSeconds(1), 4) { ImageIds = ["a", "b", "c", "d"] };
+        var paths = new RunPaths(dir);
+        ReportWriter.Write(paths, new ReportData("run", 10, null, result, [(0, 0, 0), (255, 0, 0), (0, 0, 255)], null, 255, null));
+        var md = File.ReadAllText(paths.ReportMarkdown);
+        Assert.Contains("| truth \\ prediction | road | car | sky |", md);
+        Assert.Contains("| road | 4 (66.7 %) | 1 (16.7 %) | 1 (16.7 %) |", md);
+        Assert.Contains("| car | 0 (0.0 %) | 2 (100.0 %) | 0 (0.0 %) |", md);
+        Assert.Contains("| sky | 0 (0.0 %) | 1 (25.0 %) | 3 (75.0 %) |", md);
+        Assert.Contains("<td>road</td><td>4 (66.7 %)</td><td>1 (16.7 %)</td><td>1 (16.7 %)</td>", File.ReadAllText(paths.ReportHtml));
+    }
+
+    [Fact]
     public void HistogramCountsUseBinsOfOneTwentieth()
     {
         var counts = Plots.HistogramCounts([0.0, 0.01, 0.52, 0.99, 1.0]);

@@ -110,6 +110,39 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void SetOfUnknownKeyNamesTheSetNotTheFile()
+    {
+        // The case: a misspelt top-level key from the command line used to read "mydata.yaml: optimiser: unknown key (line 1)".
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("name: a\n", "mydata.yaml", ["optimiser=adam"]));
+        Assert.Equal("--set optimiser=adam", e.ConfigSource);
+        Assert.StartsWith("--set optimiser=adam: optimiser: unknown key", e.Message);
+        Assert.DoesNotContain("mydata.yaml", e.Message);
+        Assert.DoesNotContain("line", e.Message);
+        Assert.Contains("'optimizer'", e.Message);
+    }
+
+    [Fact]
+    public void SetOfBadValueForAFileKeyNamesTheSet()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("train:\n  iterations: 10\n", "t.yaml", ["train.iterations=ten"]));
+        Assert.Equal("--set train.iterations=ten", e.ConfigSource);
+        Assert.Equal("train.iterations", e.KeyPath);
+        Assert.DoesNotContain("line", e.Message);
+        // Keys inside a value that --set wrote are its too.
+        e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("", "t.yaml", ["optimizer={type: adamw, lrr: 0.1}"]));
+        Assert.Equal("--set optimizer={type: adamw, lrr: 0.1}", e.ConfigSource);
+        Assert.Equal("optimizer.lrr", e.KeyPath);
+    }
+
+    [Fact]
+    public void FileErrorsKeepTheirFileAndLineWhenOtherKeysAreSet()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("name: a\noptimiser: { lr: 1 }\n", "mydata.yaml", ["train.iterations=5"]));
+        Assert.Equal("mydata.yaml", e.ConfigSource);
+        Assert.Contains("(line 2)", e.Message);
+    }
+
+    [Fact]
     public void SetWithoutEqualsSignIsRejected()
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("", "t.yaml", ["train.iterations"]));
@@ -124,7 +157,7 @@ public class ConfigLoaderTests
         Assert.Equal("shapes", c.Data.Type);
         Assert.Equal("unet", c.Model.Name);
         Assert.Equal(["cross_entropy", "lovasz_softmax"], c.Loss.Select(t => t.Type));
-        Assert.Equal(0.0, c.Loss[1].Start);   // from step 0: CE alone plateaus near mIoU 0.4 (README, Default run)
+        Assert.Equal(0.0, c.Loss[1].Start);   // from step 0: CE alone plateaus near mIoU 0.4 (docs/experiments.md, "Choosing the default recipe")
     }
 
     [Fact]

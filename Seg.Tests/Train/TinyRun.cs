@@ -26,7 +26,7 @@ internal static class TinyRun
           - { type: lovasz_softmax, start: 0.5 }
         optimizer: { type: sgd, lr: 0.05, momentum: 0.9 }
         schedule: { type: poly, warmup_iters: 1 }
-        train: { iterations: 6, eval_every: 3, checkpoint_every: 3, seed: 3, device: cpu }
+        train: { iterations: 6, eval_every: 3, checkpoint_every: 3, seed: 3, device: cpu, threads: 1 }   # one thread: bit-identical runs whatever the load
         eval: { batch_size: 2, samples: 2 }
         """;
 

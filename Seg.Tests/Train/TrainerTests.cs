@@ -38,6 +38,27 @@ public class TrainerTests : IDisposable
         Assert.Equal(6, (long)metrics["iterations"]!);
         Assert.Equal(4, metrics["classes"]!.AsArray().Count);
         Assert.Contains("<img", File.ReadAllText(Path.Combine(output, "report.html")));
+
+        // What the run was, from TinyRun's config (and where its checkpoint is), in metrics.json and both reports.
+        var run = metrics["run"]!;
+        Assert.StartsWith("shapes, 8 train / 4 val images", (string)run["dataset"]!);
+        Assert.StartsWith("unet (depth 1, width 4", (string)run["model"]!);
+        Assert.Equal(["cross_entropy × 1", "lovasz_softmax × 1, on from 50 % to 100 % of training"], run["loss"]!.AsArray().Select(t => (string)t!));
+        Assert.StartsWith("sgd (momentum 0.9", (string)run["optimizer"]!);
+        Assert.Equal(0.05, (double)run["lr"]!);
+        Assert.Equal(3, (int)run["seed"]!);
+        Assert.StartsWith("cpu, ", (string)run["device"]!);
+        Assert.Equal("fp32", (string)run["precision"]!);
+        Assert.False(string.IsNullOrEmpty((string)run["seg_version"]!));
+        Assert.Equal(Path.GetFullPath(Path.Combine(output, "checkpoints", "last.ckpt")), (string)run["checkpoint"]!);
+        Assert.Empty(run["warnings"]!.AsArray());
+        var md = File.ReadAllText(Path.Combine(output, "report.md"));
+        foreach (var row in new[] { "| seed | 3 |", "| precision | fp32 |", "| learning rate | 0.05, poly (power 0.9), 1 warm-up iterations |" })
+            Assert.Contains(row, md);
+        // The worst images are drawn, not only listed, and the confusion matrix is written out in numbers.
+        Assert.Contains("![Worst images: image / ground truth / prediction](plots/worst.png)", md);
+        Assert.True(File.Exists(Path.Combine(output, "plots", "worst.png")));
+        Assert.Contains("## Confusion matrix (pixels", md);
         Assert.Equal(6, CheckpointFile.ReadState(Path.Combine(output, "checkpoints", "last.ckpt")).Iteration);
     }
 
@@ -61,8 +82,16 @@ public class TrainerTests : IDisposable
         Assert.Equal(TrainStatus.Completed, second.Status);
 
         Assert.Equal(File.ReadAllText(Path.Combine(straight, "train_log.csv")), File.ReadAllText(Path.Combine(resumed, "train_log.csv")));
-        Assert.Equal(File.ReadAllText(Path.Combine(straight, "metrics.json")), File.ReadAllText(Path.Combine(resumed, "metrics.json")));
+        // The scores are bit-identical; the run description differs in date and checkpoint path only.
+        Assert.Equal(Scores(straight), Scores(resumed));
         Assert.Equal(File.ReadAllText(Path.Combine(straight, "eval_log.csv")), File.ReadAllText(Path.Combine(resumed, "eval_log.csv")));
+    }
+
+    static string Scores(string run)
+    {
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")))!.AsObject();
+        json.Remove("run");
+        return json.ToJsonString();
     }
 
     [Fact]
@@ -77,6 +106,20 @@ public class TrainerTests : IDisposable
         Assert.Equal("cross_entropy", e.Term);
         Assert.Contains("iteration 4", e.Message);
         Assert.Equal(3, CheckpointFile.ReadState(Path.Combine(output, "checkpoints", "last.ckpt")).Iteration);
+    }
+
+    [Fact]
+    public void FolderDatasetWithoutSplitFoldersIsWarnedAboutInTheReport()
+    {
+        var data = Path.Combine(dir, "data");
+        Seg.Tests.Data.DataFixtures.WriteFolder(data, count: 2, classes: 3, h: 32, w: 32);
+        var output = Path.Combine(dir, "folder");
+        Trainer.Run(TinyRun.Request(output, false, "data.type=folder", $"data.root={data}", "data.augment=[{type: normalize}]",
+            "train.iterations=1", "train.eval_every=0", "schedule.warmup_iters=0"));
+        var warnings = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "metrics.json")))!["run"]!["warnings"]!.AsArray();
+        Assert.StartsWith("2 of the 2 validation images are also training images", (string)Assert.Single(warnings)!);
+        Assert.Contains("> **Warning:** 2 of the 2 validation images", File.ReadAllText(Path.Combine(output, "report.md")));
+        Assert.Contains("<p class=\"warning\">", File.ReadAllText(Path.Combine(output, "report.html")));
     }
 
     [Fact]
@@ -108,6 +151,12 @@ public class TrainerTests : IDisposable
         var trained = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "metrics.json")))!;
         Assert.Equal((double)trained["mIoU"]!, result.Metrics.MeanIoU, 12);
         Assert.True(File.Exists(paths.ReportHtml));
+        // Without --config, eval takes the config the checkpoint was trained with, as predict and export do.
+        var (own, _) = EvalCommand.Run(null, [], Path.Combine(output, "checkpoints", "last.ckpt"), Path.Combine(dir, "eval-own"));
+        Assert.Equal(result.Metrics.MeanIoU, own.Metrics.MeanIoU, 12);
+        var weights = Path.Combine(dir, "weights.pth");
+        File.WriteAllBytes(weights, [0]);
+        Assert.Contains("--config", Assert.Throws<ArgumentException>(() => EvalCommand.Run(null, [], weights, null)).Message);
 
         // predict: write one validation-sized image and segment it with the checkpoint alone.
         var images = Path.Combine(dir, "images");

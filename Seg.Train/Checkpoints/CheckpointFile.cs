@@ -1,3 +1,4 @@
+using Seg.Core.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,15 +24,12 @@ public static class CheckpointFile
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("checkpoints are little-endian; this host is not");
         var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
         var snapshot = optimizer is null ? default : OptimizerSnapshot.Capture(optimizer);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}{TempSuffix}");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
-            using (var writer = new CheckpointWriter(stream))
+            AtomicFile.Write(full, stream =>
             {
+                using var writer = new CheckpointWriter(stream);
                 writer.Magic();
                 writer.Json(state);
                 writer.Table(Named(model));
@@ -44,22 +42,14 @@ public static class CheckpointFile
                 writer.U8(lossState is null ? (byte)0 : (byte)1);
                 if (lossState is not null) writer.Table(Named(lossState));
                 writer.Finish();
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
+            });
         }
         catch (IOException e)
         {
-            TryDelete(temp);
             var kept = File.Exists(full) ? $"the previous {Path.GetFileName(full)} is intact" : "no checkpoint was written";
             throw new IOException(IsDiskFull(e)
                 ? $"cannot save {full}: no space left on device; {kept} and no partial file is left. Free some space, then resume."
                 : $"cannot save {full}: {e.Message}; {kept}.", e);
-        }
-        catch
-        {
-            TryDelete(temp);
-            throw;
         }
     }
 
@@ -125,17 +115,7 @@ public static class CheckpointFile
     /// Deletes temporary files that a save interrupted by a crash or a kill left in <paramref name="directory"/>;
     /// call it only while holding the run's lock. Returns their names.
     /// </summary>
-    public static IReadOnlyList<string> RemoveTemporaries(string directory)
-    {
-        if (!Directory.Exists(directory)) return [];
-        var removed = new List<string>();
-        foreach (var file in Directory.EnumerateFiles(directory, $".*.ckpt.*{TempSuffix}"))
-        {
-            File.Delete(file);
-            removed.Add(Path.GetFileName(file));
-        }
-        return removed;
-    }
+    public static IReadOnlyList<string> RemoveTemporaries(string directory) => AtomicFile.RemoveTemporaries(directory, "*.ckpt");
 
     /// <summary>The CPU generator's state as bytes.</summary>
     public static byte[] CaptureRng()
@@ -153,8 +133,6 @@ public static class CheckpointFile
         using var state = tensor(bytes, ScalarType.Byte);
         random.set_rng_state(state);
     }
-
-    const string TempSuffix = ".tmp";
 
     static List<(string, Tensor)> Named(nn.Module module) => module.state_dict().Select(kv => (kv.Key, kv.Value)).ToList();
 
@@ -186,10 +164,4 @@ public static class CheckpointFile
 
     static bool IsDiskFull(IOException e) =>
         e.HResult is 28 /* ENOSPC */ or 122 /* EDQUOT */ or unchecked((int)0x80070070) /* ERROR_DISK_FULL */ or unchecked((int)0x80070027) /* ERROR_HANDLE_DISK_FULL */;
-
-    static void TryDelete(string path)
-    {
-        try { File.Delete(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* the next start removes it (RemoveTemporaries) */ }
-    }
 }

@@ -1,7 +1,12 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
+using Seg.Core;
+using Seg.Core.Native;
+using Seg.Core.Distributed;
 using Seg.Data;
 using Seg.Models.Export;
 using Seg.Train.Config;
+using Seg.Train.Distributed;
 using Seg.Train.Evaluation;
 using Seg.Train.Export;
 using Seg.Train.Prediction;
@@ -12,7 +17,7 @@ namespace Seg.Train.Cli;
 /// <summary>
 /// The command line: <c>train</c> (also what no verb does, on the embedded default config), <c>eval</c>,
 /// <c>predict</c> and <c>export</c>. Exit codes: 0 success, 1 failure (one-line reason on stderr), 2 bad config, 3 diverged
-/// training, 130 interrupted by Ctrl+C (after saving <c>last.ckpt</c>).
+/// training, 130 interrupted by Ctrl+C or SIGTERM (after saving <c>last.ckpt</c>).
 /// </summary>
 public static class SegCli
 {
@@ -20,7 +25,7 @@ public static class SegCli
     public const int ConfigError = 2;
     /// <summary>Exit code of a NaN/Inf loss.</summary>
     public const int Diverged = 3;
-    /// <summary>Exit code after Ctrl+C.</summary>
+    /// <summary>Exit code after Ctrl+C or SIGTERM.</summary>
     public const int Interrupted = 130;
 
     /// <summary>Parses <paramref name="args"/> and runs the verb.</summary>
@@ -35,6 +40,15 @@ public static class SegCli
             Console.Error.WriteLine("interrupt: finishing this step and saving a checkpoint (Ctrl+C again to abort)");
         };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (docker stop, systemd, Slurm) is a request to stop, as Ctrl+C is: finish the step, save, release
+        // run.lock, exit 130. A second SIGTERM, like a second Ctrl+C, ends the process at once.
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            if (interrupt.IsCancellationRequested) return;
+            context.Cancel = true;
+            interrupt.Cancel();
+            Console.Error.WriteLine("SIGTERM: finishing this step and saving a checkpoint (send it again to abort)");
+        });
         try
         {
             return Build(interrupt.Token).Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
@@ -52,11 +66,17 @@ public static class SegCli
         var set = new Option<string[]>("--set") { Description = "Override a config key: --set key.path=value (repeatable), e.g. --set train.iterations=100" };
         var output = new Option<string>("--output", "-o") { Description = "Output directory (train: default runs/NAME)" };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUTPUT/checkpoints/last.ckpt" };
+        var restart = new Option<bool>("--restart")
+        {
+            Description = "Start the Seg run in OUTPUT over (without it, train refuses a folder that holds a run); " +
+                          "its checkpoints are kept until the new run has saved its own",
+        };
 
-        var train = new Command("train", "Train a model from a YAML config") { config, set, output, resume };
-        train.SetAction(r => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), interrupt)));
+        var train = new Command("train", "Train a model from a YAML config") { config, set, output, resume, restart };
+        // Under an MPI launcher (mpirun -np N) each process is one rank of a data-parallel job; alone, rank 0 of 1.
+        train.SetAction(r => DataParallel.Run(dp => Guard(() => Train(r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(output), r.GetValue(resume), r.GetValue(restart), interrupt, dp)), Interrupted));
 
-        var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings)", Required = true };
+        var evalConfig = new Option<string>("--config", "-c") { Description = "YAML config (dataset, model, eval settings); default: the one a .ckpt was trained with" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) or weight file", Required = true };
         var evalSet = new Option<string[]>("--set") { Description = "Override a config key, e.g. --set eval.flip=true (repeatable)" };
         var evalOutput = new Option<string>("--output", "-o") { Description = "Output directory (default: the run's eval/ folder)" };
@@ -64,7 +84,7 @@ public static class SegCli
             { evalConfig, checkpoint, evalSet, evalOutput };
         eval.SetAction(r => Guard(() =>
         {
-            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig)!, r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput), interrupt);
+            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig), r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput), interrupt);
             var m = result.Metrics;
             Console.WriteLine($"{Reports.ReportWriter.SummaryText(m)}{Environment.NewLine}report: {Path.GetFullPath(paths.ReportHtml)}");
             return 0;
@@ -83,6 +103,7 @@ public static class SegCli
         });
         predict.SetAction(r => Guard(() =>
         {
+            HeadlessOpenCv.EnsureLoaded();   // images are decoded with OpenCV
             var n = r.GetValue(predictModel) is { } onnx
                 ? Predictor.RunOnnx(onnx, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt)
                 : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt);
@@ -108,15 +129,15 @@ public static class SegCli
 
         var root = new RootCommand("Seg: semantic segmentation training with Lovász-Softmax. No verb trains the embedded default config into runs/default.")
             { train, eval, predict, export };
-        root.SetAction(_ => Guard(() => Train(null, [], null, false, interrupt)));
+        root.SetAction(_ => DataParallel.Run(dp => Guard(() => Train(null, [], null, false, false, interrupt, dp)), Interrupted));
         return root;
     }
 
-    static int Train(string? configPath, string[] overrides, string? output, bool resume, CancellationToken interrupt)
+    static int Train(string? configPath, string[] overrides, string? output, bool resume, bool restart, CancellationToken interrupt, DataParallel dp)
     {
         var (yaml, source) = configPath is null ? (ConfigLoader.DefaultYaml(), "embedded default config")
             : (ConfigLoader.ReadText(configPath), configPath);
-        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume), interrupt);
+        var outcome = Trainer.Run(new TrainRequest(yaml, source, overrides, output, resume, restart), interrupt, dp);
         if (outcome.Status == TrainStatus.Interrupted)
         {
             Console.Error.WriteLine($"interrupted at iteration {outcome.Iteration}; saved {outcome.Paths.Last}; continue with --resume");
@@ -149,7 +170,18 @@ public static class SegCli
         {
             return Fail("interrupted", Interrupted);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException)
+        catch (TypeInitializationException e) when (e.TypeName?.StartsWith("OpenCvSharp.", StringComparison.Ordinal) == true)
+        {
+            // OpenCV reached before HeadlessOpenCv.EnsureLoaded: say why it does not load instead of the bare exception.
+            try { HeadlessOpenCv.EnsureLoaded(); }
+            catch (NativeLoadException loadError) { return Fail("error: " + loadError.Message, 1); }
+            return Fail($"error: OpenCV's native library failed to initialise: {e.InnerException?.Message ?? e.Message}", 1);
+        }
+        catch (NativeLoadException e)
+        {
+            return Fail("error: " + e.Message, 1);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or BadSampleException or NotSupportedException or UnauthorizedAccessException or DistributedException)
         {
             return Fail("error: " + e.Message, 1);
         }

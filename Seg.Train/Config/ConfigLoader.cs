@@ -74,11 +74,12 @@ public static class ConfigLoader
             YamlMappingNode map => map,
             _ => throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)"),
         };
+        var origins = new Dictionary<YamlNode, string>(ReferenceEqualityComparer.Instance);
         foreach (var assignment in overrides ?? [])
-            Override.Apply(root, assignment);
+            Override.Apply(root, assignment, origins);
         try
         {
-            return Bind(new ConfigSection(root, "", source));
+            return Bind(new ConfigSection(root, "", source, origins));
         }
         catch (Exception e) when (e is InvalidCastException or InvalidOperationException or ArgumentException or FormatException
                                       or OverflowException or KeyNotFoundException or IndexOutOfRangeException or NullReferenceException)
@@ -108,10 +109,19 @@ public static class ConfigLoader
         if (config.Data.SoftLabels is not null && !config.Loss.Any(t => LossTypes.Get(t.Type).TakesSoftLabels))
             throw new ConfigException(root.Source, "data.soft_labels",
                 $"no loss term takes soft labels; add a term of type {string.Join(", ", LossTypes.All.Where(t => t.TakesSoftLabels).Select(t => t.Key))} or remove data.soft_labels");
-        if (config.Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
-            throw new ConfigException(root.Source, "name", $"'{config.Name}' cannot be a folder name");
+        if (NameProblem(config.Name) is { } problem)
+            throw new ConfigException(root.Source, "name", $"'{config.Name}' {problem}: the run goes to runs/NAME, so name must be one plain folder name such as 'shapes_unet'");
         return config;
     }
+
+    // A name that is not one plain path segment would put runs/NAME elsewhere: '..' is the working directory.
+    static string? NameProblem(string name) =>
+        name.Length == 0 ? "is empty"
+        : name.Trim().Length != name.Length ? "starts or ends with white space"
+        : name is "." or ".." ? "names a folder above or at runs/, not one inside it"
+        : name.IndexOfAny(['/', '\\']) >= 0 ? "contains a path separator"
+        : name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 ? "contains a character that no file name may hold"
+        : null;
 
     static readonly TrainConfig Defaults = new();
 
@@ -136,6 +146,7 @@ public static class ConfigLoader
             UnetBaseWidth = s.Int("unet_base_width", Defaults.Model.UnetBaseWidth),
             UnetBilinear = s.Bool("unet_bilinear", Defaults.Model.UnetBilinear),
             AuxWeight = s.Double("aux_weight", 0.4, 0.0),
+            SyncBn = s.Bool("sync_bn", false),
             Head = new HeadConfig
             {
                 Type = head.Choice("type", "linear", "linear", "cosine"),
@@ -274,6 +285,7 @@ public static class ConfigLoader
             Device = s.String("device", "auto"),
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
+            Accumulate = s.Int("accumulate", 1, 1, 1024),
         };
         try { SegRuntime.ParseDevice(t.Device); }
         catch (DeviceNameException e)

@@ -6,20 +6,30 @@ namespace Seg.Train.Config;
 /// <summary>
 /// Typed, path-aware reads from one YAML mapping. Every read records its key as valid, so that
 /// <see cref="RejectUnknownKeys"/> can name a stray key together with the closest valid one. Errors name the
-/// source, the full key path and the line.
+/// source, the full key path and the line; a key or value that a <c>--set</c> wrote is blamed on that
+/// <c>--set</c> instead (see <see cref="Override"/>).
 /// </summary>
 public sealed class ConfigSection
 {
     readonly YamlMappingNode? node;
     readonly HashSet<string> known = new(StringComparer.Ordinal);
+    readonly IReadOnlyDictionary<YamlNode, string> origins;
 
-    /// <summary>Wraps <paramref name="node"/> (null: an absent section, every key takes its default).</summary>
-    public ConfigSection(YamlMappingNode? node, string path, string source)
+    /// <summary>Wraps <paramref name="node"/> (null: an absent section, every key takes its default);
+    /// <paramref name="origins"/> names the <c>--set</c> that wrote a node, by reference.</summary>
+    public ConfigSection(YamlMappingNode? node, string path, string source, IReadOnlyDictionary<YamlNode, string>? origins = null)
     {
         this.node = node;
         Path = path;
         Source = source;
+        this.origins = origins ?? new Dictionary<YamlNode, string>();
     }
+
+    // The file and the line of the node at fault, or the --set that wrote the key or its value.
+    ConfigException At(string key, YamlNode keyNode, YamlNode value, YamlNode atFault, string problem) =>
+        origins.TryGetValue(value, out var set) || origins.TryGetValue(keyNode, out set)
+            ? new ConfigException(set, PathOf(key), problem)
+            : new ConfigException(Source, PathOf(key), $"{problem} (line {atFault.Start.Line})");
 
     /// <summary>Dotted path of this section ("" for the root).</summary>
     public string Path { get; }
@@ -31,21 +41,22 @@ public sealed class ConfigSection
     public string PathOf(string key) => Path.Length == 0 ? key : $"{Path}.{key}";
 
     /// <summary>An error about <paramref name="key"/> in this section.</summary>
-    public ConfigException Error(string key, string problem)
-    {
-        var line = Find(key) is { } n ? $" (line {n.Start.Line})" : "";
-        return new ConfigException(Source, PathOf(key), problem + line);
-    }
+    public ConfigException Error(string key, string problem) =>
+        Entry(key) is var (k, v) && Value(v) is { } value ? At(key, k, value, value, problem) : new ConfigException(Source, PathOf(key), problem);
 
-    YamlNode? Find(string key)
+    YamlNode? Find(string key) => Entry(key) is var (_, v) ? Value(v) : null;
+
+    (YamlNode Key, YamlNode Value)? Entry(string key)
     {
         known.Add(key);
         if (node is null) return null;
         foreach (var (k, v) in node.Children)
-            if (k is YamlScalarNode s && s.Value == key)
-                return v is YamlScalarNode { Style: YamlDotNet.Core.ScalarStyle.Plain, Value: null or "" or "~" or "null" } ? null : v;
+            if (k is YamlScalarNode s && s.Value == key) return (k, v);
         return null;
     }
+
+    static YamlNode? Value(YamlNode v) =>
+        v is YamlScalarNode { Style: YamlDotNet.Core.ScalarStyle.Plain, Value: null or "" or "~" or "null" } ? null : v;
 
     /// <summary>True when the key is written (and not null).</summary>
     public bool Has(string key) => Find(key) is not null;
@@ -175,8 +186,8 @@ public sealed class ConfigSection
     /// <summary>A nested mapping (absent: an empty section, all defaults).</summary>
     public ConfigSection Section(string key) => Find(key) switch
     {
-        null => new ConfigSection(null, PathOf(key), Source),
-        YamlMappingNode m => new ConfigSection(m, PathOf(key), Source),
+        null => new ConfigSection(null, PathOf(key), Source, origins),
+        YamlMappingNode m => new ConfigSection(m, PathOf(key), Source, origins),
         _ => throw Error(key, "expected a mapping of keys"),
     };
 
@@ -185,7 +196,7 @@ public sealed class ConfigSection
     {
         null => null,
         YamlSequenceNode seq => seq.Children.Select((c, i) => c is YamlMappingNode m
-            ? new ConfigSection(m, $"{PathOf(key)}[{i}]", Source)
+            ? new ConfigSection(m, $"{PathOf(key)}[{i}]", Source, origins)
             : throw Error(key, $"item {i} must be a mapping, e.g. {{ type: ..., weight: ... }}")).ToList(),
         _ => throw Error(key, "expected a list of mappings"),
     };
@@ -229,8 +240,7 @@ public sealed class ConfigSection
             var key = (k as YamlScalarNode)?.Value ?? k.ToString();
             if (known.Contains(key)) continue;
             var closest = ClosestKey.Find(key, known);
-            throw new ConfigException(Source, PathOf(key),
-                $"unknown key{(owner is null ? "" : $" for {owner}")} (line {k.Start.Line}); closest valid key: '{(closest is null ? "(none)" : PathOf(closest))}'");
+            throw At(key, k, v, k, $"unknown key{(owner is null ? "" : $" for {owner}")}; closest valid key: '{(closest is null ? "(none)" : PathOf(closest))}'");
         }
     }
 }

@@ -47,6 +47,9 @@ public sealed record ModelConfig
     public bool UnetBilinear { get; init; } = Defaults.UnetBilinear;
     /// <summary>Weight of the auxiliary head's loss (same loss terms) when <see cref="AuxHead"/> is on.</summary>
     public double AuxWeight { get; init; } = 0.4;
+    /// <summary>Batch-norm statistics over the global batch of a data-parallel job (<c>SyncBatchNorm</c>, forward
+    /// and backward); off: each process normalises with its own batch. No effect in one process.</summary>
+    public bool SyncBn { get; init; }
     /// <summary>Classifier head (<c>model.head:</c>).</summary>
     public HeadConfig Head { get; init; } = new();
 
@@ -201,10 +204,13 @@ public sealed record TrainLoopConfig
     public int Seed { get; init; }
     /// <summary><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "auto";
-    /// <summary>CPU threads for torch (0: leave torch's default).</summary>
+    /// <summary>CPU threads for torch (0: chosen from the usable cores and the load other processes put on them, see <see cref="Seg.Core.Native.TorchThreads"/>).</summary>
     public int Threads { get; init; }
     /// <summary>Clip the global gradient norm to this value (0: off).</summary>
     public double GradClip { get; init; }
+    /// <summary>Micro-batches whose gradients are summed before each optimizer step; iterations and the schedule
+    /// count optimizer steps, and a step sees <c>data.batch_size</c> × processes × this many samples.</summary>
+    public int Accumulate { get; init; } = 1;
 }
 
 /// <summary><c>eval:</c> how validation and <c>eval</c> predict.</summary>

@@ -17,29 +17,31 @@ internal static class YamlInput
 {
     /// <summary>The first document's root node (null for an empty text).</summary>
     /// <exception cref="ConfigException">A limit is exceeded or the YAML is malformed; names <paramref name="source"/>,
-    /// <paramref name="keyPath"/> and the line.</exception>
-    public static YamlNode? Parse(string text, string source, string keyPath)
+    /// <paramref name="keyPath"/> and, <paramref name="withLines"/> (a file rather than a one-line value), the line.</exception>
+    public static YamlNode? Parse(string text, string source, string keyPath, bool withLines = true)
     {
         var bytes = Encoding.UTF8.GetByteCount(text);
         if (bytes > ConfigLoader.MaxBytes)
             throw new ConfigException(source, keyPath, $"{bytes} bytes of YAML; configs are limited to {ConfigLoader.MaxBytes} bytes");
         try
         {
-            CheckTokens(text, source, keyPath);
+            CheckTokens(text, source, keyPath, withLines);
             var stream = new YamlStream();
             stream.Load(new StringReader(text));
             if (stream.Documents.Count == 0) return null;
             var root = stream.Documents[0].RootNode;
-            CheckKeys(root, source, keyPath);
+            CheckKeys(root, source, keyPath, withLines);
             return root;
         }
         catch (YamlException e)
         {
-            throw new ConfigException(source, keyPath, $"line {e.Start.Line}: {e.Message}");
+            throw new ConfigException(source, keyPath, $"{Line(e.Start.Line, withLines)}{e.Message}");
         }
     }
 
-    static void CheckTokens(string text, string source, string keyPath)
+    static string Line(long line, bool withLines) => withLines ? $"line {line}: " : "";
+
+    static void CheckTokens(string text, string source, string keyPath, bool withLines)
     {
         var scanner = new Scanner(new StringReader(text));
         var depth = 0;
@@ -63,7 +65,7 @@ internal static class YamlInput
             }
         }
 
-        ConfigException Error(Token token, string problem) => new(source, keyPath, $"line {token.Start.Line}: {problem}");
+        ConfigException Error(Token token, string problem) => new(source, keyPath, $"{Line(token.Start.Line, withLines)}{problem}");
 
         // YamlDotNet's scanner throws InvalidOperationException on some malformed text (e.g. a stray byte in a
         // plain scalar of a flow mapping) instead of a YamlException.
@@ -72,13 +74,13 @@ internal static class YamlInput
             try { return s.MoveNext(); }
             catch (InvalidOperationException e)
             {
-                throw new ConfigException(source, keyPath, $"line {s.CurrentPosition.Line}: malformed YAML ({e.Message})");
+                throw new ConfigException(source, keyPath, $"{Line(s.CurrentPosition.Line, withLines)}malformed YAML ({e.Message})");
             }
         }
     }
 
     // Depth is bounded by the token check, so this recursion is shallow.
-    static void CheckKeys(YamlNode node, string source, string keyPath)
+    static void CheckKeys(YamlNode node, string source, string keyPath, bool withLines)
     {
         switch (node)
         {
@@ -86,15 +88,15 @@ internal static class YamlInput
                 foreach (var (key, value) in map.Children)
                 {
                     if (key is not YamlScalarNode scalar)
-                        throw new ConfigException(source, keyPath, $"line {key.Start.Line}: a key must be a plain name, not a list or mapping");
+                        throw new ConfigException(source, keyPath, $"{Line(key.Start.Line, withLines)}a key must be a plain name, not a list or mapping");
                     if ((scalar.Value?.Length ?? 0) > ConfigLoader.MaxKeyLength)
                         throw new ConfigException(source, keyPath,
-                            $"line {key.Start.Line}: a key of {scalar.Value!.Length} characters; keys are at most {ConfigLoader.MaxKeyLength}");
-                    CheckKeys(value, source, keyPath);
+                            $"{Line(key.Start.Line, withLines)}a key of {scalar.Value!.Length} characters; keys are at most {ConfigLoader.MaxKeyLength}");
+                    CheckKeys(value, source, keyPath, withLines);
                 }
                 break;
             case YamlSequenceNode list:
-                foreach (var item in list.Children) CheckKeys(item, source, keyPath);
+                foreach (var item in list.Children) CheckKeys(item, source, keyPath, withLines);
                 break;
         }
     }

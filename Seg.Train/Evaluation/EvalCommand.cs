@@ -11,18 +11,24 @@ namespace Seg.Train.Evaluation;
 
 /// <summary>
 /// <c>eval</c>: scores a checkpoint (a <c>.ckpt</c>, or any weight file <c>StateDict</c> reads) on the config's
-/// validation split with the config's <c>eval</c> settings, and writes <c>metrics.json</c> and the reports.
+/// validation split with the config's <c>eval</c> settings, and writes <c>metrics.json</c> and the reports. Without a
+/// config file a <c>.ckpt</c> supplies its own (the training config with its <c>--set</c> overrides), as for
+/// <c>predict</c> and <c>export</c>; <c>--set</c> overrides then apply on top.
 /// </summary>
 public static class EvalCommand
 {
-    /// <summary>Evaluates; returns the metrics' run paths.</summary>
-    public static (EvalResult Result, RunPaths Paths) Run(string configPath, IReadOnlyList<string> overrides, string checkpoint,
+    /// <summary>Evaluates with the config file <paramref name="configPath"/>, or the checkpoint's own config when it
+    /// is null; returns the metrics' run paths.</summary>
+    /// <exception cref="ArgumentException">No config file for a weight file, which carries no config.</exception>
+    public static (EvalResult Result, RunPaths Paths) Run(string? configPath, IReadOnlyList<string> overrides, string checkpoint,
         string? output, CancellationToken ct = default)
     {
-        var config = ConfigLoader.Load(configPath, overrides);
         if (!File.Exists(checkpoint)) throw new FileNotFoundException($"--checkpoint: no such file: {checkpoint}", checkpoint);
+        var config = configPath is not null ? ConfigLoader.Load(configPath, overrides) : CheckpointConfig(checkpoint, overrides);
+        configPath ??= checkpoint;
         var paths = new RunPaths(output ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))!, "eval"));
-        if (config.Train.Threads > 0) TorchSharp.torch.set_num_threads(config.Train.Threads);
+        var threads = Seg.Core.Native.TorchThreads.Apply(config.Train.Threads);
+        Console.WriteLine($"eval: {threads}");
         var device = RunFactory.ResolveDevice(config.Train.Device, configPath);
         var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, configPath);
         var pipeline = RunFactory.ValPipeline(config.Data, RunFactory.TrainPipeline(config.Data, configPath), configPath);
@@ -40,9 +46,19 @@ public static class EvalCommand
         var result = Progress.Run("eval", loader.EvalBatches, 0, progress =>
             Evaluator.Evaluate(model, loader, config.Eval, valSet.ClassNames, valSet.IgnoreIndex, ct, (done, _) => progress.Update(done, "")));
         Directory.CreateDirectory(paths.Root);
-        MetricsJson.Write(paths.Metrics, result.Metrics, iterations);
+        var run = RunInfo.From(config, $"{valSet.Count} val images (split '{config.Data.ValSplit}')", device, threads.Threads, Path.GetFullPath(checkpoint));
+        MetricsJson.Write(paths.Metrics, result.Metrics, iterations, run);
         ReportWriter.Write(paths, new ReportData($"{config.Name} (eval)", iterations, Path.GetFullPath(checkpoint), result,
-            valSet.Palette, pipeline.Normalization, valSet.IgnoreIndex, null));
+            valSet.Palette, pipeline.Normalization, valSet.IgnoreIndex, null, run));
         return (result, paths);
+    }
+
+    // The config a .ckpt was trained with (its overrides applied first, then this command's).
+    static TrainConfig CheckpointConfig(string checkpoint, IReadOnlyList<string> overrides)
+    {
+        if (Path.GetExtension(checkpoint) != ".ckpt")
+            throw new ArgumentException($"--checkpoint {checkpoint} is a weight file, which carries no config: give the training config with --config");
+        var state = CheckpointFile.ReadState(checkpoint);
+        return ConfigLoader.Parse(state.ConfigYaml, checkpoint, state.Overrides.Concat(overrides));
     }
 }

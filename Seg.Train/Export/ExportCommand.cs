@@ -1,3 +1,4 @@
+using Seg.Core.IO;
 using Seg.Data.Transforms;
 using Seg.Models.Export;
 using Seg.Onnx;
@@ -24,6 +25,8 @@ public static class ExportCommand
     public static OnnxModelMetadata Run(string checkpoint, string output, int opset = 17, bool argMax = false,
         (int Height, int Width)? staticSize = null, TextWriter? warnings = null)
     {
+        // Before the model is loaded: an existing output must be a regular file (not /dev/full, a FIFO, a folder or a link).
+        FileChecks.RequireWritableFile(Path.GetFullPath(output), "--output");
         var loaded = CheckpointModel.Load(checkpoint);
         var eval = loaded.Config.Eval;
         var normalization = loaded.ValPipeline().Normalization;

@@ -1,8 +1,10 @@
 using OpenCvSharp;
+using Seg.Core.IO;
 using Seg.Data;
 using Seg.Onnx;
 using Seg.Train.Checkpoints;
 using Seg.Train.Evaluation;
+using Seg.Train.Reports;
 using Seg.Train.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -26,7 +28,7 @@ public static class Predictor
         model.to(device);
 
         var palette = loaded.Palette;
-        var dataset = new ImageFilesDataset(ImageFilesDataset.Find(input), loaded.State.ClassNames, palette);
+        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), loaded.State.ClassNames, palette);
         var pipeline = loaded.ValPipeline();
         using var loader = new SegmentationLoader(dataset, pipeline,
             new LoaderOptions { BatchSize = 1, Workers = 1, Shuffle = false, DropLast = false }, device);
@@ -59,7 +61,7 @@ public static class Predictor
         var palette = segmenter.Metadata.Palette;
         if (palette.Count == 0)
             throw new InvalidDataException($"{model}: its metadata has no '{OnnxModelMetadata.Keys.Palette}' to colour the masks with (was it written by seg export?).");
-        var dataset = new ImageFilesDataset(ImageFilesDataset.Find(input), segmenter.Metadata.ClassNames, palette);
+        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), segmenter.Metadata.ClassNames, palette);
         Directory.CreateDirectory(output);
         for (int i = 0; i < dataset.Count; i++)
         {
@@ -69,6 +71,37 @@ public static class Predictor
             Write(Path.Combine(output, sample.Id), sample.Image, labels, palette);
         }
         return dataset.Count;
+    }
+
+    /// <summary>The suffixes of the three files written for each image <c>NAME.ext</c>: <c>NAME_mask.png</c>,
+    /// <c>NAME_overlay.png</c>, <c>NAME_labels.png</c>.</summary>
+    public static readonly IReadOnlyList<string> OutputSuffixes = ["_mask.png", "_overlay.png", "_labels.png"];
+
+    /// <summary>
+    /// Checks, before anything is predicted, that the outputs of <paramref name="inputs"/> in <paramref name="output"/>
+    /// are all distinct and replace none of the inputs (as with <c>--output</c> equal to <c>--input</c>, where a second
+    /// run would overwrite and re-read its own outputs), and that none of them is a link or a device; returns the inputs.
+    /// </summary>
+    /// <exception cref="IOException">Two images with one name (<c>a.png</c>, <c>a.jpg</c>), an output that is an input, or
+    /// one that is not a regular file; the message names the files.</exception>
+    public static IReadOnlyList<string> PlanOutputs(IReadOnlyList<string> inputs, string output)
+    {
+        var inputSet = inputs.Select(Path.GetFullPath).ToHashSet(StringComparer.Ordinal);
+        var writers = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var image in inputs)
+            foreach (var suffix in OutputSuffixes)
+            {
+                var target = Path.GetFullPath(Path.Combine(output, Path.GetFileNameWithoutExtension(image) + suffix));
+                if (writers.TryGetValue(target, out var other))
+                    throw new IOException($"predict: {other} and {image} would both write {target}; give images distinct names " +
+                                          "(apart from the extension), or predict them into separate --output folders.");
+                if (inputSet.Contains(target))
+                    throw new IOException($"predict: the output {target} (of {image}) is itself one of the --input images; Seg does not " +
+                                          "overwrite its inputs or predict its own outputs: choose an --output outside --input.");
+                FileChecks.RequireWritableFile(target, "predict --output");
+                writers[target] = image;
+            }
+        return inputs;
     }
 
     /// <summary>The three pictures of one prediction: <paramref name="labels"/> (CV_32SC1) over the 8-bit BGR image.</summary>
@@ -83,8 +116,5 @@ public static class Predictor
         Save(stem + "_labels.png", grey);
     }
 
-    static void Save(string path, Mat picture)
-    {
-        if (!Cv2.ImWrite(path, picture)) throw new IOException($"cannot write {path}");
-    }
+    static void Save(string path, Mat picture) => PngFile.Write(path, picture);
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Seg.Core.IO;
 using Seg.Core.Metrics;
 
 namespace Seg.Train.Reports;
@@ -19,15 +20,15 @@ public static class EvalLog
         if (resumeIteration is { } last && File.Exists(path))
             kept.AddRange(File.ReadAllLines(path).Skip(1)
                 .Where(l => l.Length > 0 && long.Parse(l[..l.IndexOf(',')], CultureInfo.InvariantCulture) <= last));
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllLines(path, kept);
+        AtomicFile.WriteAllLines(path, kept);
     }
 
-    /// <summary>Appends one evaluation.</summary>
+    /// <summary>Appends one evaluation. The file is rewritten whole (it holds one short row per evaluation), through
+    /// <see cref="AtomicFile"/>, so that it is never written through a link.</summary>
     public static void Append(string path, long iteration, SegmentationMetrics m) =>
-        File.AppendAllLines(path, [string.Join(',', new[] { iteration.ToString(CultureInfo.InvariantCulture) }
+        AtomicFile.WriteAllLines(path, File.ReadAllLines(path).Append(string.Join(',', new[] { iteration.ToString(CultureInfo.InvariantCulture) }
             .Concat(new[] { m.MeanIoU, m.PixelAccuracy, m.MeanAccuracy, m.MeanDice, m.ImageMeanIoU, m.MeanIoUPerImage, m.MeanIoUPerClass }
-                .Select(v => v.ToString("R", CultureInfo.InvariantCulture))))]);
+                .Select(v => v.ToString("R", CultureInfo.InvariantCulture))))));
 
     /// <summary>The rows, for the curves (mIoU^I and mIoU^C are NaN in rows written before they were logged).</summary>
     public static IReadOnlyList<EvalLogRow> Read(string path) =>

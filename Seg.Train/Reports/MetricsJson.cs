@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Seg.Core.IO;
 using Seg.Core.Metrics;
 
 namespace Seg.Train.Reports;
@@ -9,12 +10,13 @@ namespace Seg.Train.Reports;
 /// "mIoU_I_worst10", "mIoU_C_worst10", "iterations", "images", "classes": [{"name", "iou", "acc", "dice", ...}]}</c>,
 /// fractions in [0, 1]. A class with an empty union has <c>"iou": null</c> and <c>"excluded": true</c> (it is left out
 /// of the means). <c>mIoU</c> is the dataset-level mIoU^D; <c>mIoU_I</c>, <c>mIoU_C</c> and the worst-case fields are
-/// those of <see cref="PerImageScores"/> (worst 5 % and 10 % of the images).
+/// those of <see cref="PerImageScores"/> (worst 5 % and 10 % of the images). <c>"run"</c> describes the run
+/// (<see cref="RunInfo.ToJson"/>) where it is known.
 /// </summary>
 public static class MetricsJson
 {
     /// <summary>The JSON object for <paramref name="metrics"/> after <paramref name="iterations"/> training steps.</summary>
-    public static JsonObject ToJson(SegmentationMetrics metrics, long iterations)
+    public static JsonObject ToJson(SegmentationMetrics metrics, long iterations, RunInfo? run = null)
     {
         var classes = new JsonArray();
         foreach (var c in metrics.Classes)
@@ -43,13 +45,13 @@ public static class MetricsJson
             ["iterations"] = iterations,
             ["images"] = metrics.Images,
             ["classes"] = classes,
+            ["run"] = run?.ToJson(),
         };
     }
 
     /// <summary>Writes <c>metrics.json</c>.</summary>
-    public static void Write(string path, SegmentationMetrics metrics, long iterations)
+    public static void Write(string path, SegmentationMetrics metrics, long iterations, RunInfo? run = null)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllText(path, ToJson(metrics, iterations).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(path, ToJson(metrics, iterations, run).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

@@ -1,4 +1,5 @@
 using ScottPlot;
+using Seg.Core.IO;
 using Seg.Core.Metrics;
 
 namespace Seg.Train.Reports;
@@ -29,28 +30,43 @@ public static class Plots
         plot.Title("Training loss");
         plot.XLabel("iteration");
         plot.YLabel("loss (moving average)");
-        plot.SavePng(path, Width, Height);
+        Save(plot, path, Width, Height);
     }
 
-    /// <summary>Validation mIoU, image mIoU, mIoU^I and mIoU^C against iteration.</summary>
+    /// <summary>Validation mIoU, image mIoU, mIoU^I and mIoU^C against iteration. A run evaluates a few times (the
+    /// default: twice), so every evaluation is a marked point, the x axis starts at iteration 0 and ends just past
+    /// the last evaluation, and with up to <see cref="LabelledEvaluations"/> evaluations each mIoU point carries its value.</summary>
     public static void MeanIoUCurve(string path, IReadOnlyList<EvalLogRow> rows)
     {
         var plot = new Plot();
         if (rows.Count > 0)
         {
             var xs = rows.Select(r => (double)r.Iteration).ToArray();
-            AddLine(plot, xs, rows.Select(r => r.MeanIoU).ToArray(), "mIoU");
+            AddLine(plot, xs, rows.Select(r => r.MeanIoU).ToArray(), "mIoU", markerSize: 9);
             AddLine(plot, xs, rows.Select(r => r.ImageMeanIoU).ToArray(), "image mIoU");
             AddLine(plot, xs, rows.Select(r => r.MeanIoUPerImage).ToArray(), "mIoU^I");
             AddLine(plot, xs, rows.Select(r => r.MeanIoUPerClass).ToArray(), "mIoU^C");
-            plot.ShowLegend();
+            if (rows.Count <= LabelledEvaluations)
+                foreach (var r in rows.Where(r => double.IsFinite(r.MeanIoU)))
+                {
+                    var label = plot.Add.Text(r.MeanIoU.ToString("F3", System.Globalization.CultureInfo.InvariantCulture), r.Iteration, r.MeanIoU);
+                    label.LabelFontSize = 13;
+                    label.LabelBold = true;
+                    label.LabelAlignment = Alignment.LowerCenter;
+                    label.LabelOffsetY = -8;
+                }
+            plot.ShowLegend(Edge.Right);   // beside the plot: inside, it would hide points wherever they lie
+            plot.Axes.SetLimitsX(0, Math.Max(1, xs.Max()) * 1.08);
         }
-        plot.Axes.SetLimitsY(0, 1);
-        plot.Title("Validation mIoU");
+        plot.Axes.SetLimitsY(0, 1.05);
+        plot.Title($"Validation mIoU ({rows.Count} evaluation{(rows.Count == 1 ? "" : "s")})");
         plot.XLabel("iteration");
-        plot.YLabel("mIoU");
-        plot.SavePng(path, Width, Height);
+        plot.YLabel("score (0-1)");
+        Save(plot, path, Width, Height);
     }
+
+    /// <summary>Most evaluations whose mIoU <see cref="MeanIoUCurve"/> writes beside its point.</summary>
+    public const int LabelledEvaluations = 12;
 
     /// <summary>IoU per class (classes excluded from the mean are drawn at 0 and named "(n/a)").</summary>
     public static void ClassIoUBars(string path, SegmentationMetrics metrics)
@@ -65,7 +81,7 @@ public static class Plots
         plot.Axes.SetLimitsY(0, 1);
         plot.Title($"IoU per class (mIoU {metrics.MeanIoU:P1})");
         plot.YLabel("IoU");
-        plot.SavePng(path, Width, Height + 100);
+        Save(plot, path, Width, Height + 100);
     }
 
     /// <summary>
@@ -94,7 +110,7 @@ public static class Plots
         plot.Title($"Per-image IoU ({values.Length} images{(scores.Binary ? ", foreground IoU" : "")})");
         plot.XLabel(scores.Binary ? "foreground IoU of the image" : "mean IoU over the classes in the image's ground truth");
         plot.YLabel("images");
-        plot.SavePng(path, Width, Height);
+        Save(plot, path, Width, Height);
     }
 
     /// <summary>Number of bins of <see cref="ImageIoUHistogram"/>: 0.05 wide.</summary>
@@ -109,13 +125,15 @@ public static class Plots
         return counts;
     }
 
-    /// <summary>Confusion matrix with rows normalised to sum 1 (row: ground truth, column: prediction).</summary>
+    /// <summary>Confusion matrix with rows normalised to sum 1 (row: ground truth, column: prediction); with up to
+    /// <see cref="NumberedClasses"/> classes each cell shows its share of the row in %.</summary>
     public static void ConfusionHeatmap(string path, long[,] counts, IReadOnlyList<string> classNames)
     {
         var plot = new Plot();
         var normalised = NormaliseRows(counts);
         var heatmap = plot.Add.Heatmap(normalised);
         heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
+        heatmap.ManualRange = new ScottPlot.Range(0, 1);
         plot.Add.ColorBar(heatmap);
         var c = classNames.Count;
         var positions = Enumerable.Range(0, c).Select(i => (double)i).ToArray();
@@ -123,10 +141,25 @@ public static class Plots
         RotateIfCrowded(plot, c);
         // Heat map row 0 is drawn at the top: label the left axis top-down.
         plot.Axes.Left.SetTicks(positions.Select(p => c - 1 - p).ToArray(), classNames.ToArray());
-        plot.Title("Confusion matrix (rows: ground truth, normalised)");
+        if (c <= NumberedClasses)
+            for (var i = 0; i < normalised.GetLength(0); i++)
+                for (var j = 0; j < normalised.GetLength(1); j++)
+                {
+                    var share = normalised[i, j];
+                    var text = plot.Add.Text((100 * share).ToString(share >= 0.995 || share == 0 ? "F0" : "F1", System.Globalization.CultureInfo.InvariantCulture), j, c - 1 - i);
+                    text.LabelAlignment = Alignment.MiddleCenter;
+                    text.LabelFontSize = c <= 8 ? 16 : c <= 14 ? 12 : 9;
+                    // Viridis is dark at the low end and light at the high end.
+                    text.LabelFontColor = share < 0.6 ? Colors.White : Colors.Black;
+                }
+        plot.Title("Confusion matrix (% of each ground-truth row)");
         plot.XLabel("prediction");
-        plot.SavePng(path, Width, Width);
+        plot.YLabel("ground truth");
+        Save(plot, path, Width, Width);
     }
+
+    /// <summary>Most classes for which <see cref="ConfusionHeatmap"/> writes numbers into the cells.</summary>
+    public const int NumberedClasses = 20;
 
     // Many class names do not fit side by side: slant them and leave room below the axis.
     static void RotateIfCrowded(Plot plot, int count)
@@ -151,13 +184,13 @@ public static class Plots
         return result;
     }
 
-    static void AddLine(Plot plot, double[] xs, double[] ys, string label)
+    static void AddLine(Plot plot, double[] xs, double[] ys, string label, float markerSize = 6)
     {
         var keep = ys.Select((y, i) => (y, i)).Where(p => double.IsFinite(p.y)).ToArray();
         if (keep.Length == 0) return;
         var scatter = plot.Add.Scatter(keep.Select(p => xs[p.i]).ToArray(), keep.Select(p => p.y).ToArray());
         scatter.LegendText = label;
-        scatter.MarkerSize = keep.Length > 50 ? 0 : 5;
+        scatter.MarkerSize = keep.Length > 50 ? 0 : markerSize;
     }
 
     /// <summary>Trailing moving average over up to 1 % of the points (at least 1); NaN entries stay NaN.</summary>
@@ -175,5 +208,12 @@ public static class Plots
             result[i] = sum / n;
         }
         return result;
+    }
+
+    // Through AtomicFile: a PNG that cannot be written fails here, naming the file, not later in the report.
+    static void Save(Plot plot, string path, int width, int height)
+    {
+        using var image = plot.GetImage(width, height);
+        AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png, 100));
     }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Seg.Core.IO;
 using Seg.Core.Metrics;
 using Seg.Data.Transforms;
 using Seg.Train.Evaluation;
@@ -17,15 +18,16 @@ namespace Seg.Train.Reports;
 /// <param name="Normalization">The pipeline's normalisation (to draw images).</param>
 /// <param name="IgnoreIndex">Ignored label.</param>
 /// <param name="Timing">Training throughput, or null for eval-only reports.</param>
+/// <param name="Run">What was trained and how (null: not known, e.g. a bare weight file).</param>
 public sealed record ReportData(
     string Title, long Iterations, string? Checkpoint, EvalResult Evaluation,
-    IReadOnlyList<(byte R, byte G, byte B)> Palette, Normalize? Normalization, long IgnoreIndex, RunTiming? Timing);
+    IReadOnlyList<(byte R, byte G, byte B)> Palette, Normalize? Normalization, long IgnoreIndex, RunTiming? Timing, RunInfo? Run = null);
 
 /// <summary>
 /// Writes <c>report.md</c> (with PNGs in <c>plots/</c>) and a self-contained <c>report.html</c> (the same PNGs
 /// inlined): summary scores (dataset, per-image and per-class mIoU with their worst cases), per-class table and bar
-/// chart, histogram of per-image IoU and the worst images, confusion heat map, loss and mIoU curves, sample
-/// overlays and timing.
+/// chart, histogram of per-image IoU and the worst images (listed and shown), confusion heat map and table, loss and
+/// mIoU curves, sample overlays and timing, under a table of what the run was (<see cref="RunInfo"/>) and its warnings.
 /// </summary>
 public static class ReportWriter
 {
@@ -57,12 +59,18 @@ public static class ReportWriter
         figures.Add(("Confusion matrix", "plots/confusion.png"));
         if (data.Evaluation.Samples.Count > 0)
         {
-            SampleGrid.Write(Path.Combine(paths.Plots, "samples.png"), data.Evaluation.Samples, data.Palette, data.Normalization, data.IgnoreIndex);
+            SampleGrid.Write(Path.Combine(paths.Plots, "samples.png"), data.Evaluation.Samples, data.Palette, data.Normalization, data.IgnoreIndex, names);
             figures.Add(("Samples: image / ground truth / prediction", "plots/samples.png"));
         }
+        if (data.Evaluation.Worst.Count > 0)
+        {
+            SampleGrid.Write(Path.Combine(paths.Plots, "worst.png"), data.Evaluation.Worst.Select(w => w.Sample).ToList(), data.Palette,
+                data.Normalization, data.IgnoreIndex, names, data.Evaluation.Worst.Select(w => w.Score).ToList());
+            figures.Add(("Worst images: image / ground truth / prediction", "plots/worst.png"));
+        }
 
-        File.WriteAllText(paths.ReportMarkdown, Markdown(data, figures));
-        File.WriteAllText(paths.ReportHtml, Html(paths.Root, data, figures));
+        AtomicFile.WriteAllText(paths.ReportMarkdown, Markdown(data, figures));
+        AtomicFile.WriteAllText(paths.ReportHtml, Html(paths.Root, data, figures));
     }
 
     // IoU^C of a class; n/a where the per-image statistics are absent or the class is in no image.
@@ -116,8 +124,25 @@ public static class ReportWriter
         yield return ("mDice", P(m.MeanDice));
         yield return ("iterations", d.Iterations.ToString(CultureInfo.InvariantCulture));
         yield return ("images scored", d.Evaluation.Images.ToString(CultureInfo.InvariantCulture));
-        if (d.Checkpoint is not null) yield return ("checkpoint", d.Checkpoint);
+        if (d.Checkpoint is not null && d.Run is null) yield return ("checkpoint", d.Checkpoint);
     }
+
+    /// <summary>Most classes for which the report writes the confusion matrix out as a table.</summary>
+    public const int ConfusionTableMaxClasses = 30;
+
+    // Rows: ground truth, columns: prediction; each cell the pixel count and its share of the row.
+    static IEnumerable<string[]> ConfusionRows(long[,] counts, IReadOnlyList<string> names)
+    {
+        var shares = Plots.NormaliseRows(counts);
+        for (var i = 0; i < counts.GetLength(0); i++)
+            yield return new[] { i < names.Count ? names[i] : $"class{i}" }
+                .Concat(Enumerable.Range(0, counts.GetLength(1)).Select(j =>
+                    $"{counts[i, j].ToString(CultureInfo.InvariantCulture)} ({(100 * shares[i, j]).ToString("F1", CultureInfo.InvariantCulture)} %)"))
+                .ToArray();
+    }
+
+    static bool ConfusionTable(ReportData d) =>
+        d.Evaluation.Counts.GetLength(0) is > 0 and <= ConfusionTableMaxClasses && d.Evaluation.Counts.GetLength(0) == d.Evaluation.Metrics.Classes.Count;
 
     static IEnumerable<(string Key, string Value)> TimingRows(ReportData d)
     {
@@ -137,6 +162,13 @@ public static class ReportWriter
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# {d.Title}").AppendLine();
+        foreach (var w in d.Run?.Warnings ?? []) sb.AppendLine($"> **Warning:** {w}").AppendLine();
+        if (d.Run is { } run)
+        {
+            sb.AppendLine("## Run").AppendLine().AppendLine("| | |").AppendLine("|---|---|");
+            foreach (var (k, v) in run.Rows()) sb.AppendLine($"| {k} | {v.Replace("|", "\\|")} |");
+            sb.AppendLine().AppendLine("## Scores").AppendLine();
+        }
         sb.AppendLine(Legend + BinaryNote(d.Evaluation.Metrics)).AppendLine();
         sb.AppendLine("| metric | value |").AppendLine("|---|---|");
         foreach (var (k, v) in Summary(d)) sb.AppendLine($"| {k} | {v} |");
@@ -152,6 +184,14 @@ public static class ReportWriter
             sb.AppendLine("| image | score |").AppendLine("|---|---|");
             foreach (var (id, score) in worst) sb.AppendLine($"| {id} | {P(score)} |");
         }
+        if (ConfusionTable(d))
+        {
+            var names = d.Evaluation.Metrics.Classes.Select(c => c.Name).ToList();
+            sb.AppendLine().AppendLine("## Confusion matrix (pixels; rows: ground truth, columns: prediction; % of the row)").AppendLine();
+            sb.AppendLine("| truth \\ prediction | " + string.Join(" | ", names) + " |");
+            sb.AppendLine("|---|" + string.Concat(names.Select(_ => "---|")));
+            foreach (var row in ConfusionRows(d.Evaluation.Counts, names)) sb.AppendLine("| " + string.Join(" | ", row) + " |");
+        }
         sb.AppendLine().AppendLine("## Timing").AppendLine();
         sb.AppendLine("| | |").AppendLine("|---|---|");
         foreach (var (k, v) in TimingRows(d)) sb.AppendLine($"| {k} | {v} |");
@@ -166,9 +206,16 @@ public static class ReportWriter
         var sb = new StringBuilder();
         sb.AppendLine("<!DOCTYPE html><html><head><meta charset=\"utf-8\">");
         sb.AppendLine($"<title>{E(d.Title)}</title>");
-        sb.AppendLine("<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}.na{color:#999}</style>");
+        sb.AppendLine("<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}.na{color:#999}.run td{text-align:left}.warning{background:#fff3cd;border:2px solid #e0a800;padding:8px 12px}</style>");
         sb.AppendLine("</head><body>");
         sb.AppendLine($"<h1>{E(d.Title)}</h1>");
+        foreach (var w in d.Run?.Warnings ?? []) sb.AppendLine($"<p class=\"warning\"><strong>Warning:</strong> {E(w)}</p>");
+        if (d.Run is { } run)
+        {
+            sb.AppendLine("<h2>Run</h2><table class=\"run\">");
+            foreach (var (k, v) in run.Rows()) sb.AppendLine($"<tr><th>{E(k)}</th><td>{E(v)}</td></tr>");
+            sb.AppendLine("</table><h2>Scores</h2>");
+        }
         sb.AppendLine($"<p>{E(Legend + BinaryNote(d.Evaluation.Metrics))}</p>");
         sb.AppendLine("<table>");
         foreach (var (k, v) in Summary(d)) sb.AppendLine($"<tr><th>{E(k)}</th><td>{E(v)}</td></tr>");
@@ -183,6 +230,15 @@ public static class ReportWriter
         {
             sb.AppendLine("<h2>Worst images (lowest mIoU^I scores)</h2><table><tr><th>image</th><th>score</th></tr>");
             foreach (var (id, score) in worst) sb.AppendLine($"<tr><td>{E(id)}</td>{Cell(score)}</tr>");
+            sb.AppendLine("</table>");
+        }
+        if (ConfusionTable(d))
+        {
+            var names = d.Evaluation.Metrics.Classes.Select(c => c.Name).ToList();
+            sb.AppendLine("<h2>Confusion matrix</h2><p>Pixels; rows: ground truth, columns: prediction; % of the row.</p><table><tr><th>truth \\ prediction</th>"
+                + string.Concat(names.Select(n => $"<th>{E(n)}</th>")) + "</tr>");
+            foreach (var row in ConfusionRows(d.Evaluation.Counts, names))
+                sb.AppendLine($"<tr><td>{E(row[0])}</td>" + string.Concat(row.Skip(1).Select(c => $"<td>{E(c)}</td>")) + "</tr>");
             sb.AppendLine("</table>");
         }
         sb.AppendLine("<h2>Timing</h2><table>");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Seg.Core.IO;
 
 namespace Seg.Train.Reports;
 
@@ -38,10 +39,9 @@ public sealed class TrainLog : IDisposable
                 throw new InvalidDataException($"{path}: header '{lines[0]}' does not match this config's loss terms ('{header}'); resume with the config that started the run.");
             kept.AddRange(lines.Skip(1).Where(l => l.Length > 0 && long.Parse(l[..l.IndexOf(',')], CultureInfo.InvariantCulture) <= last));
         }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllLines(path, kept);
-        var writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
-        return new TrainLog(writer, terms);
+        var encoding = new UTF8Encoding(false);
+        var stream = AtomicFile.CreateForAppend(path, encoding.GetBytes(string.Concat(kept.Select(l => l + "\n"))));
+        return new TrainLog(new StreamWriter(stream, encoding) { NewLine = "\n" }, terms);
     }
 
     /// <summary>Appends a row; <paramref name="termValues"/> holds the active terms only.</summary>

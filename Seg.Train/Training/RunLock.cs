@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Seg.Core.IO;
 
 namespace Seg.Train.Training;
 
@@ -38,6 +39,7 @@ public sealed class RunLock : IDisposable
     {
         Directory.CreateDirectory(root);
         var path = System.IO.Path.Combine(root, FileName);
+        CreateIfMissing(path);
         var owner = string.Create(CultureInfo.InvariantCulture,
             $"pid {Environment.ProcessId} on {Environment.MachineName}, started {DateTime.Now:yyyy-MM-dd HH:mm:ss} ({Guid.NewGuid():N})");
         string previous;
@@ -51,7 +53,7 @@ public sealed class RunLock : IDisposable
         }
         catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
         {
-            throw Busy(root, path, e);
+            throw IsLockConflict(e) ? Busy(root, path, e) : CannotWrite(path, e);
         }
         FileStream held;
         try
@@ -71,6 +73,44 @@ public sealed class RunLock : IDisposable
             note?.Invoke($"note: {path} was left by a run that is no longer running ({Owner(previous)}); taking it over");
         return new RunLock(path, held);
     }
+
+    /// <summary>Refuses, naming the owner, a folder whose <c>run.lock</c> a live run holds; takes and drops the lock
+    /// at once otherwise (nothing is written).</summary>
+    /// <exception cref="IOException">Another live process holds the folder.</exception>
+    public static void ThrowIfHeld(string root)
+    {
+        var path = System.IO.Path.Combine(root, FileName);
+        if (FileChecks.KindOf(path, followLinks: false) != PathKind.File) return;
+        try { new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.None).Dispose(); }
+        catch (IOException e) when (IsLockConflict(e)) { throw Busy(root, path, e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* Acquire names the cause */ }
+    }
+
+    // The lock file is made like every file of the run folder: a new temporary file, then a rename that does not
+    // replace (so that two runs starting at once end up with one file); an existing link or device is refused.
+    static void CreateIfMissing(string path)
+    {
+        FileChecks.RequireWritableFile(path, "the run's lock file");
+        try { AtomicFile.CreateEmptyIfMissing(path); }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && !IsLockConflict(e))
+        {
+            throw CannotWrite(path, e);
+        }
+        FileChecks.RequireWritableFile(path, "the run's lock file");
+    }
+
+    // flock(LOCK_EX | LOCK_NB) on a held file fails with EWOULDBLOCK (11 on Linux, 35 on macOS); Windows reports a
+    // sharing or lock violation. Anything else (a read-only mount, a full disk) is not another run.
+    static bool IsLockConflict(IOException e) =>
+        (e.HResult & 0xFFFF) is 11 or 35 or 32 /* ERROR_SHARING_VIOLATION */ or 33 /* ERROR_LOCK_VIOLATION */;
+
+    static IOException CannotWrite(string path, IOException e) =>
+        new(e.HResult switch
+        {
+            30 => $"cannot create the run's lock file {path}: the file system is read-only; train into a writable --output.",
+            28 or 122 => $"cannot create the run's lock file {path}: no space left on device; free some space or train into another --output.",
+            _ => $"cannot create the run's lock file {path}: {e.Message}",
+        }, e);
 
     /// <summary>Deletes the lock file and releases the folder.</summary>
     public void Dispose()

@@ -25,4 +25,10 @@ public sealed record RunPaths(string Root)
     public string TensorBoard => Path.Combine(Root, "tensorboard");
     /// <summary><c>DIR/config.yaml</c>: the effective config text.</summary>
     public string Config => Path.Combine(Root, "config.yaml");
+
+    /// <summary>The report's PNGs in <c>DIR/plots</c>: the only files a restart removes there.</summary>
+    public static readonly IReadOnlyList<string> PlotNames = ["loss.png", "miou.png", "class_iou.png", "image_iou.png", "confusion.png", "samples.png"];
+
+    /// <summary>The names of TensorBoard's event files in <c>DIR/tensorboard</c>: the only files a restart removes there.</summary>
+    public const string TensorBoardEventPattern = "events.out.tfevents.*";
 }

@@ -1,11 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
 using Seg.Core.Losses;
+using Seg.Core.Native;
 using Seg.Data;
+using Seg.Data.Datasets;
 using Seg.Models;
 using Seg.Train.Checkpoints;
 using Seg.Train.Cli;
 using Seg.Train.Config;
+using Seg.Train.Distributed;
 using Seg.Train.Evaluation;
 using Seg.Train.Reports;
 using TorchSharp;
@@ -22,19 +25,25 @@ namespace Seg.Train.Training;
 /// </summary>
 public static class Trainer
 {
-    /// <summary>Trains as <paramref name="request"/> says; <paramref name="stop"/> (Ctrl+C) saves a checkpoint and returns.</summary>
+    /// <summary>Trains as <paramref name="request"/> says; <paramref name="stop"/> (Ctrl+C) saves a checkpoint and returns.
+    /// With <paramref name="parallel"/> over several processes this is one rank of a data-parallel job: rank 0 writes
+    /// the run folder, every rank trains on its slice of each global batch (see <see cref="DataParallel"/>).</summary>
     /// <exception cref="ConfigException">A bad config key or value.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
-    public static TrainOutcome Run(TrainRequest request, CancellationToken stop = default)
+    public static TrainOutcome Run(TrainRequest request, CancellationToken stop = default, DataParallel? parallel = null)
     {
         // ---- setup: everything that can fail on a bad config happens here, before training ----
         var config = ConfigLoader.Parse(request.ConfigYaml, request.Source, request.Overrides);
-        var paths = new RunPaths(request.Output ?? Path.Combine("runs", config.Name));
+        var dp = parallel ?? DataParallel.Alone;
+        var main = dp.IsMain;   // rank 0 alone writes files
+        dp.CheckConfig(config);
+        var accumulate = config.Train.Accumulate;
+        var paths = RunFolder.Locate(request.Output, config.Name);
+        var mode = request.Start;
+        RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
         var src = request.Source;
-        if (request.Resume && !File.Exists(paths.Last))
-            throw new FileNotFoundException($"--resume: no checkpoint at {paths.Last}; train without --resume to start the run", paths.Last);
-        if (config.Train.Threads > 0) set_num_threads(config.Train.Threads);
-        var device = RunFactory.ResolveDevice(config.Train.Device, src);
+        var threads = TorchThreads.Apply(config.Train.Threads);
+        var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
         var total = config.Train.Iterations;
         manual_seed(config.Train.Seed);
 
@@ -48,17 +57,16 @@ public static class Trainer
         var criterion = RunFactory.CreateLoss(config.Loss, trainSet.IgnoreIndex, numClasses, src, config.Model.Head, heads, config.Data.SoftLabels);
         model.to(device);
         criterion.to(device);
+        dp.PrepareModel(model, config);
         var optimizer = RunFactory.CreateOptimizer(config.Optimizer, model.parameters());
         var auxModel = model is ISegmentationModel { HasAuxHead: true } aux ? aux : null;
 
         // One run per folder from here on: a second run refuses, naming this one; a lock left by a killed run is taken over.
-        using var runLock = RunLock.Acquire(paths.Root, Console.WriteLine);
-        foreach (var name in CheckpointFile.RemoveTemporaries(paths.Checkpoints))
-            Console.WriteLine($"note: removed {name}, a checkpoint that a crashed or killed save left half-written");
+        using var folder = main ? RunFolder.Open(paths, mode, Console.WriteLine) : null;
 
         long start = 0, bestIteration = 0;
         var bestMeanIoU = -1.0;
-        if (request.Resume)
+        if (mode == RunStart.Resume)
         {
             try { CheckpointFile.ReadState(paths.Last); }
             catch (InvalidDataException e) { throw new InvalidDataException(e.Message + " " + FallBack(paths), e); }
@@ -67,30 +75,38 @@ public static class Trainer
             CheckpointFile.RestoreRng(state.RngState);
             if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
                 Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
+            dp.CheckResume(paths, config, ConfigLoader.Parse(state.ConfigYaml, paths.Last, state.Overrides));
         }
         else if (config.Model.Pretrained is { } weights)
         {
             Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, weights)}");
         }
+        dp.Synchronize(model);   // every rank starts from rank 0's weights
 
         using var trainLoader = new SegmentationLoader(trainSet, trainPipeline,
-            new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, device);
+            dp.ShardTraining(new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, accumulate), device);
         using var valLoader = new SegmentationLoader(valSet, valPipeline,
-            new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, device);
+            dp.ShardEvaluation(new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }), device);
 
-        if (!request.Resume) ClearPreviousRun(paths);
-        Directory.CreateDirectory(paths.Root);
-        File.WriteAllText(paths.Config, EffectiveConfig(request));
+        folder?.WriteConfig((dp.WorldSize > 1 ? dp.ConfigHeader : "") + EffectiveConfig(request));
         var termNames = criterion.Terms.Select(t => t.Name).ToList();
-        using var log = TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null);
-        EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
-        var board = utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false);
+        using var log = main ? TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null) : null;
+        if (main) EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
+        var board = main ? utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false) : null;
         var classNames = trainSet.ClassNames;
 
-        CheckpointState State(long iteration) => new(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
-            classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+        void Save(string path, long iteration)
+        {
+            var state = new CheckpointState(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
+                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+            CheckpointFile.Save(path, state, model, optimizer, criterion);
+            folder!.CheckpointSaved(path);
+        }
 
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
+        var splitWarning = SplitOverlap.Warning(trainSet, valSet);
+        if (splitWarning is not null) Console.Error.WriteLine("WARNING: " + splitWarning);
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
@@ -100,6 +116,7 @@ public static class Trainer
         long stepsRun = 0, imagesSeen = 0;
         EvalResult? lastEval = null;
         var interrupted = false;
+        var stopAgreed = false;   // Ctrl+C, agreed by every rank at the same step
         var done = start;
 
         Progress.Run("train", total, start, progress =>
@@ -107,18 +124,29 @@ public static class Trainer
             if (start >= total) return 0;
             model.train();
             trainWatch.Start();
-            foreach (var batch in trainLoader.Iterate(start))
+            double lr = 0;
+            Tensor? stepLoss = null;                            // sum over this step's micro-batches of loss / k
+            var stepTerms = new Dictionary<string, double>();   // the same for the terms
+            foreach (var batch in trainLoader.Iterate(start * accumulate))
             {
-                var iteration = batch.Iteration;   // 0-based index of this step
+                var iteration = batch.Iteration / accumulate;   // 0-based index of this optimizer step
+                var micro = (int)(batch.Iteration % accumulate);
                 done = iteration + 1;
-                double lr, lossValue;
+                double lossValue;
                 IReadOnlyDictionary<string, double> termValues;
                 using (batch)
                 using (var scope = NewDisposeScope())
                 {
-                    lr = LrSchedule.At(config.Schedule, config.Optimizer.Lr, iteration, total);
-                    foreach (var group in ((OptimizerHelper)optimizer).ParamGroups) group.LearningRate = lr;
-                    criterion.Progress = (double)iteration / total;
+                    if (micro == 0)
+                    {
+                        lr = LrSchedule.At(config.Schedule, config.Optimizer.Lr, iteration, total);
+                        foreach (var group in ((OptimizerHelper)optimizer).ParamGroups) group.LearningRate = lr;
+                        criterion.Progress = (double)iteration / total;
+                        optimizer.zero_grad();
+                        stepLoss?.Dispose();
+                        stepLoss = null;
+                        stepTerms.Clear();
+                    }
 
                     Tensor loss;
                     if (auxModel is null)
@@ -133,75 +161,102 @@ public static class Trainer
                         termValues = criterion.LastValues;
                         loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
                     }
-                    optimizer.zero_grad();
+                    // Gradients of k micro-batches are summed: each backward gets loss / k, so that the step's
+                    // gradient is that of the mean loss over its global batch (k = 1: the loss itself, same bits).
+                    if (accumulate > 1) loss = loss / accumulate;
                     loss.backward();
+                    stepLoss = stepLoss is null ? loss.detach().DetachFromDisposeScope() : ReplaceSum(stepLoss, loss);
+                    foreach (var (term, value) in termValues) stepTerms[term] = stepTerms.GetValueOrDefault(term) + value / accumulate;
+                    imagesSeen += batch.Count * dp.WorldSize;
+                    if (micro < accumulate - 1) continue;
+
+                    dp.AverageGradients();
                     if (config.Train.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
                     optimizer.step();
                     // The step's one wait for the device: read the loss once the whole step is queued, so that the
                     // device never waits for the host to queue the backward pass. A diverged step has updated the
                     // weights in memory, but the run stops here and no checkpoint is written from them.
-                    lossValue = loss.ToDouble();
+                    lossValue = stepLoss.ToDouble();
+                    termValues = accumulate > 1 ? new Dictionary<string, double>(stepTerms) : termValues;
+                    bool stopNow;
+                    (lossValue, termValues, stopNow) = dp.Agree(lossValue, termValues, stop.IsCancellationRequested);
+                    if (stopNow) stopAgreed = true;
                     if (!double.IsFinite(lossValue)) throw Diverged(done, termValues, lossValue);
                 }
                 stepsRun++;
-                imagesSeen += batch.Count;
 
                 if (done % config.Train.LogEvery == 0 || done == total)
                 {
                     LabelChecks.ThrowIfAnyFailed();   // the losses' label checks, deferred on devices other than the CPU
-                    log.Append(done, lossValue, termValues, lr);
-                    board.add_scalar("train/loss", (float)lossValue, (int)done);
-                    board.add_scalar("train/lr", (float)lr, (int)done);
-                    foreach (var (term, value) in termValues) board.add_scalar($"train/{term}", (float)value, (int)done);
+                    log?.Append(done, lossValue, termValues, lr);
+                    board?.add_scalar("train/loss", (float)lossValue, (int)done);
+                    board?.add_scalar("train/lr", (float)lr, (int)done);
+                    foreach (var (term, value) in termValues) board?.add_scalar($"train/{term}", (float)value, (int)done);
                 }
                 progress.Update(done, $"loss {lossValue.ToString("F4", CultureInfo.InvariantCulture)} lr {lr.ToString("0.00e0", CultureInfo.InvariantCulture)}");
 
                 if ((config.Train.EvalEvery > 0 && done % config.Train.EvalEvery == 0) || done == total)
                 {
                     trainWatch.Stop();
-                    lastEval = Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex);
+                    lastEval = Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
                     evalTime += lastEval.Elapsed;
                     var m = lastEval.Metrics;
-                    EvalLog.Append(paths.EvalLog, done, m);
-                    board.add_scalar("val/mIoU", (float)m.MeanIoU, (int)done);
-                    board.add_scalar("val/image_mIoU", (float)m.ImageMeanIoU, (int)done);
-                    board.add_scalar("val/aAcc", (float)m.PixelAccuracy, (int)done);
+                    if (main) EvalLog.Append(paths.EvalLog, done, m);
+                    board?.add_scalar("val/mIoU", (float)m.MeanIoU, (int)done);
+                    board?.add_scalar("val/image_mIoU", (float)m.ImageMeanIoU, (int)done);
+                    board?.add_scalar("val/aAcc", (float)m.PixelAccuracy, (int)done);
                     var isBest = m.MeanIoU > bestMeanIoU;
                     if (isBest) (bestMeanIoU, bestIteration) = (m.MeanIoU, done);
                     progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
-                    if (isBest) CheckpointFile.Save(paths.Best, State(done), model, optimizer, criterion);
+                    if (isBest && main) Save(paths.Best, done);
                     trainWatch.Start();
                 }
-                if (done % config.Train.CheckpointEvery == 0 || done == total)
+                if ((done % config.Train.CheckpointEvery == 0 || done == total) && main)
                 {
-                    log.Flush();
-                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                    log!.Flush();
+                    Save(paths.Last, done);
                 }
                 if (done >= total) break;
-                if (stop.IsCancellationRequested)
+                if (stopAgreed)
                 {
-                    log.Flush();
-                    CheckpointFile.Save(paths.Last, State(done), model, optimizer, criterion);
+                    log?.Flush();
+                    if (main) Save(paths.Last, done);
                     interrupted = true;
                     break;
                 }
             }
             trainWatch.Stop();
+            stepLoss?.Dispose();
             return 0;
         });
 
         if (interrupted) return new TrainOutcome(TrainStatus.Interrupted, done, paths, null);
 
         // ---- final scores and report ----
-        lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex);
-        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total);
+        lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+        if (!main)
+        {
+            lastEval.DisposeSamples();
+            return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
+        }
+        var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, threads.Threads,
+            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning]);
+        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
         var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
             trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
-        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing));
-        foreach (var s in lastEval.Samples) { s.Image.Dispose(); s.Label.Dispose(); s.Prediction.Dispose(); }
+        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run));
+        lastEval.DisposeSamples();
         Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
         return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
+    }
+
+    // stepLoss + loss as a new tensor outside the step's dispose scope, freeing the old sum.
+    static Tensor ReplaceSum(Tensor sum, Tensor loss)
+    {
+        var next = (sum + loss.detach()).DetachFromDisposeScope();
+        sum.Dispose();
+        return next;
     }
 
     static TrainingDivergedException Diverged(long iteration, IReadOnlyDictionary<string, double> terms, double total)
@@ -219,17 +274,6 @@ public static class Trainer
         return CheckpointFile.CanResumeFrom(paths.Best, out var best, out var reason)
             ? $"{paths.Best} is intact (iteration {best!.Iteration}): to resume from there, copy it over {paths.Last} and run with --resume again."
             : $"{paths.Best} cannot stand in for it ({reason}).";
-    }
-
-    // A fresh run into a used directory starts over: remove the old run's artefacts (only ours), so that stale
-    // checkpoints, TensorBoard events or plots cannot be mistaken for the new run's.
-    static void ClearPreviousRun(RunPaths paths)
-    {
-        if (File.Exists(paths.Last)) Console.WriteLine($"note: {paths.Root} holds an earlier run; starting afresh (use --resume to continue it)");
-        foreach (var dir in new[] { paths.Checkpoints, paths.TensorBoard, paths.Plots })
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        foreach (var file in new[] { paths.TrainLog, paths.EvalLog, paths.Metrics, paths.ReportMarkdown, paths.ReportHtml })
-            if (File.Exists(file)) File.Delete(file);
     }
 
     static string EffectiveConfig(TrainRequest request) =>

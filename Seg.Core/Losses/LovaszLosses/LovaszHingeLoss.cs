@@ -30,6 +30,7 @@ public sealed class LovaszHingeLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref logits);
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.Binary(logits, labels);
         return Lovasz.Hinge(x, y, PerImage, IgnoreIndex).MoveToOuterDisposeScope();

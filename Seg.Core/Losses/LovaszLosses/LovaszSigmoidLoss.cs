@@ -35,6 +35,7 @@ public sealed class LovaszSigmoidLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor targets)
     {
+        using var precision = LossInputs.FullPrecision(ref logits);
         using var scope = NewDisposeScope();
         LossInputs.RequireFloating(logits, nameof(logits));
         var (x, multiLabel) = targets.dim() == logits.dim() ? (logits, targets) : OneVsRest(logits, targets);

@@ -41,6 +41,7 @@ public sealed class LovaszSoftmaxLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref logits);
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.MultiClass(logits, labels);
         var probas = x.to(LossInputs.WorkType(x)).softmax(1);

@@ -51,6 +51,7 @@ public sealed class CenterLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc cref="CenterLoss"/>
     public override Tensor forward(Tensor features, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref features);
         var (x, y) = Rows(features, labels);
         using var scope = NewDisposeScope();
         using (x)
@@ -68,6 +69,7 @@ public sealed class CenterLoss : nn.Module<Tensor, Tensor, Tensor>
     /// </summary>
     public void UpdateCenters(Tensor x, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref x);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var (rows, y) = Rows(x, labels);

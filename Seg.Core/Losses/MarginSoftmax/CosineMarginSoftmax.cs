@@ -56,6 +56,7 @@ public abstract class CosineMarginSoftmax : nn.Module<Tensor, Tensor, Tensor>
     /// </summary>
     public Tensor Logits(Tensor features, Tensor? labels)
     {
+        using var precision = LossInputs.FullPrecision(ref features);
         LossInputs.CheckEmbedding(GetName(), features, Features);
         LossInputs.CheckDtype(GetName(), features, weight, nameof(weight));
         using var scope = NewDisposeScope();
@@ -69,6 +70,7 @@ public abstract class CosineMarginSoftmax : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Mean cross-entropy of <see cref="Logits"/> over the samples (pixels) whose label is not ignored.</summary>
     public override Tensor forward(Tensor features, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref features);
         using var scope = NewDisposeScope();
         var logits = Logits(features, labels);
         return LossInputs.MeanCrossEntropy(logits, labels.to_type(ScalarType.Int64), IgnoreIndex).MoveToOuterDisposeScope();

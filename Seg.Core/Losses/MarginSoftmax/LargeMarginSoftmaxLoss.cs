@@ -96,6 +96,7 @@ public sealed class LargeMarginSoftmaxLoss : nn.Module<Tensor, Tensor, Tensor>
     /// </summary>
     public Tensor Logits(Tensor features, Tensor? labels)
     {
+        using var precision = LossInputs.FullPrecision(ref features);
         var owner = GetName();
         LossInputs.CheckEmbedding(owner, features, Features);
         LossInputs.CheckDtype(owner, features, weight, nameof(weight));
@@ -118,6 +119,7 @@ public sealed class LargeMarginSoftmaxLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Mean cross-entropy of <see cref="Logits"/> over the samples (pixels) whose label is not ignored.</summary>
     public override Tensor forward(Tensor features, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref features);
         if (training && Annealing is not null) Lambda = Annealing.LambdaAt(Iteration++);
         using var scope = NewDisposeScope();
         var logits = Logits(features, labels);

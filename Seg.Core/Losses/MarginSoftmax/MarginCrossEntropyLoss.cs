@@ -41,6 +41,7 @@ public sealed class MarginCrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc cref="MarginCrossEntropyLoss"/>
     public override Tensor forward(Tensor scaledCosine, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref scaledCosine);
         using var scope = NewDisposeScope();
         var y = LossInputs.CheckLabels(GetName(), scaledCosine, labels, nameof(scaledCosine));
         LossInputs.CheckLabelRange(GetName(), y, scaledCosine.shape[1], IgnoreIndex);

@@ -27,6 +27,7 @@ public sealed class SoftmaxWithTemperature : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc cref="SoftmaxWithTemperature"/>
     public override Tensor forward(Tensor student, Tensor teacher)
     {
+        using var precision = LossInputs.FullPrecision(ref student, ref teacher);
         if (student.dim() < 2 || !student.shape.SequenceEqual(teacher.shape))
             throw new ArgumentException(
                 $"SoftmaxWithTemperature: student and teacher logits must both be [N,C] or [B,C,H,W] of equal shape; " +

@@ -71,6 +71,7 @@ public static class MetricLoss
     /// <summary>The loss with validated <paramref name="settings"/>; the modules call this.</summary>
     public static Tensor Compute(Tensor logits, Tensor labels, MetricLossSettings settings)
     {
+        using var precision = LossInputs.FullPrecision(ref logits);
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(settings);

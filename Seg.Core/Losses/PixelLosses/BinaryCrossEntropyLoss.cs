@@ -30,6 +30,7 @@ public sealed class BinaryCrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref logits);
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.Binary(logits, labels);
         var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, 2, $"binary logits {LossInputs.Shape(logits)}");

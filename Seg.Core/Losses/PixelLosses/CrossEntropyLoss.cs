@@ -60,6 +60,7 @@ public sealed class CrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref logits);
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.MultiClass(logits, labels);
         long classes = x.shape[1];

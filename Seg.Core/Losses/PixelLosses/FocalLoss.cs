@@ -36,6 +36,7 @@ public sealed class FocalLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
+        using var precision = LossInputs.FullPrecision(ref logits);
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.MultiClass(logits, labels);
         var valid = LossInputs.CheckedValidMask(y, IgnoreIndex, x.shape[1], $"logits {LossInputs.Shape(logits)}");
