@@ -5,6 +5,7 @@ using Seg.Core;
 using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
 using Seg.Core.Losses.PixelLosses;
+using Seg.Core.Native;
 using Seg.Models;
 using TorchSharp;
 using static TorchSharp.torch;

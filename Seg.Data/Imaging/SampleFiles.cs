@@ -1,6 +1,7 @@
 using OpenCvSharp;
 using Seg.Core;
 using Seg.Core.IO;
+using Seg.Core.Readers;
 using Seg.Onnx.Imaging;
 
 namespace Seg.Data.Imaging;
