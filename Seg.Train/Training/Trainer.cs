@@ -40,7 +40,9 @@ public static class Trainer
         var accumulate = config.Train.Accumulate;
         var paths = RunFolder.Locate(request.Output, config.Name);
         var mode = request.Start;
-        RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
+        // Refuse a folder it may not use before building anything. Rank 0 alone: the folder is its to write, and
+        // another rank would find rank 0's lock there (a refusal on rank 0 ends the whole job).
+        if (main) RunFolder.Check(paths, mode);
         var src = request.Source;
         var threads = TorchThreads.Apply(config.Train.Threads);
         var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
@@ -88,7 +90,7 @@ public static class Trainer
         using var valLoader = new SegmentationLoader(valSet, valPipeline,
             dp.ShardEvaluation(new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }), device);
 
-        folder?.WriteConfig((dp.WorldSize > 1 ? dp.ConfigHeader : "") + EffectiveConfig(request));
+        folder?.WriteConfig(EffectiveConfig(request, dp.WorldSize > 1 ? dp.ConfigHeader : ""));
         var termNames = criterion.Terms.Select(t => t.Name).ToList();
         using var log = main ? TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null) : null;
         if (main) EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
@@ -277,8 +279,8 @@ public static class Trainer
             : $"{paths.Best} cannot stand in for it ({reason}).";
     }
 
-    static string EffectiveConfig(TrainRequest request) =>
-        $"# source: {request.Source}\n" +
+    static string EffectiveConfig(TrainRequest request, string extraHeader = "") =>
+        $"# source: {request.Source}\n" + extraHeader +
         string.Concat(request.Overrides.Select(o => $"# --set {o}\n")) +
         request.ConfigYaml;
 }
