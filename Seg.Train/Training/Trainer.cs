@@ -40,13 +40,15 @@ public static class Trainer
         var accumulate = config.Train.Accumulate;
         var paths = RunFolder.Locate(request.Output, config.Name);
         var mode = request.Start;
-        // Refuse a folder it may not use before building anything. Rank 0 alone: the folder is its to write, and
-        // another rank would find rank 0's lock there (a refusal on rank 0 ends the whole job).
-        if (main) RunFolder.Check(paths, mode);
+        RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
         var src = request.Source;
         var threads = TorchThreads.Apply(config.Train.Threads);
         var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
         var total = config.Train.Iterations;
+        // Mixed precision: forward and loss under autocast, fp16 with a loss scaler (RunPrecision).
+        var precision = RunPrecision.Resolve(config.Train.Precision, device);
+        var scaler = precision.CreateScaler();
+        GpuSwitches.Apply(config.Train, device);
         manual_seed(config.Train.Seed);
 
         var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, config.DataSeed, src);
@@ -75,13 +77,14 @@ public static class Trainer
             var state = CheckpointFile.Load(paths.Last, model, optimizer, criterion);
             (start, bestMeanIoU, bestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
             CheckpointFile.RestoreRng(state.RngState);
+            if (scaler is not null && state.Scaler is { } scalerState) scaler.Restore(scalerState);
             if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
                 Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
             dp.CheckResume(paths, config, state.ConfigYaml, state.Overrides);
         }
-        else if (config.Model.Pretrained is { } weights)
+        else if (config.Model.Pretrained is not null)
         {
-            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, weights)}");
+            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
         }
         dp.Synchronize(model, criterion);   // every rank starts from rank 0's weights
 
@@ -97,10 +100,17 @@ public static class Trainer
         var board = main ? utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false) : null;
         var classNames = trainSet.ClassNames;
 
+        EvalResult Evaluate()
+        {
+            using (precision.Autocast(device))
+                return Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+        }
+
         void Save(string path, long iteration)
         {
             var state = new CheckpointState(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
-                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng(),
+                precision.Name, scaler?.State);
             CheckpointFile.Save(path, state, model, optimizer, criterion);
             folder!.CheckpointSaved(path);
         }
@@ -108,7 +118,7 @@ public static class Trainer
         // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
         var splitWarning = SplitOverlap.Warning(trainSet, valSet);
         if (splitWarning is not null) Console.Error.WriteLine("WARNING: " + splitWarning);
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {precision.Describe()}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
@@ -151,30 +161,42 @@ public static class Trainer
                     }
 
                     Tensor loss;
-                    if (auxModel is null)
+                    using (precision.Autocast(device))
                     {
-                        loss = criterion.forward(model.forward(batch.Images), batch.Labels);
-                        termValues = criterion.LastValues;
-                    }
-                    else
-                    {
-                        var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
-                        loss = criterion.forward(output, batch.Labels);
-                        termValues = criterion.LastValues;
-                        loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+                        if (auxModel is null)
+                        {
+                            loss = criterion.forward(model.forward(batch.Images), batch.Labels);
+                            termValues = criterion.LastValues;
+                        }
+                        else
+                        {
+                            var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
+                            loss = criterion.forward(output, batch.Labels);
+                            termValues = criterion.LastValues;
+                            loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+                        }
                     }
                     // Gradients of k micro-batches are summed: each backward gets loss / k, so that the step's
                     // gradient is that of the mean loss over its global batch (k = 1: the loss itself, same bits).
                     if (accumulate > 1) loss = loss / accumulate;
-                    loss.backward();
+                    (scaler?.Scale(loss) ?? loss).backward();
                     stepLoss = stepLoss is null ? loss.detach().DetachFromDisposeScope() : ReplaceSum(stepLoss, loss);
                     foreach (var (term, value) in termValues) stepTerms[term] = stepTerms.GetValueOrDefault(term) + value / accumulate;
                     imagesSeen += batch.Count * dp.WorldSize;
                     if (micro < accumulate - 1) continue;
 
                     dp.AverageGradients();
-                    if (config.Train.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
-                    optimizer.step();
+                    if (config.Train.GradClip > 0)
+                    {
+                        scaler?.Unscale(optimizer);   // clip the true gradients, not the scaled ones
+                        nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
+                    }
+                    if (scaler is null) optimizer.step();
+                    else
+                    {
+                        scaler.Step(optimizer);   // skipped when a gradient is inf or NaN; the scale then backs off
+                        scaler.Update();
+                    }
                     dp.AverageLossState();
                     // The step's one wait for the device: read the loss once the whole step is queued, so that the
                     // device never waits for the host to queue the backward pass. A diverged step has updated the
@@ -201,7 +223,7 @@ public static class Trainer
                 if ((config.Train.EvalEvery > 0 && done % config.Train.EvalEvery == 0) || done == total)
                 {
                     trainWatch.Stop();
-                    lastEval = Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+                    lastEval = Evaluate();
                     evalTime += lastEval.Elapsed;
                     var m = lastEval.Metrics;
                     if (main) EvalLog.Append(paths.EvalLog, done, m);
@@ -236,14 +258,14 @@ public static class Trainer
         if (interrupted) return new TrainOutcome(TrainStatus.Interrupted, done, paths, null);
 
         // ---- final scores and report ----
-        lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+        lastEval ??= Evaluate();
         if (!main)
         {
             lastEval.DisposeSamples();
             return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
         }
         var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, threads.Threads,
-            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning]);
+            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning], precision.Name);
         MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
         var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
@@ -279,8 +301,9 @@ public static class Trainer
             : $"{paths.Best} cannot stand in for it ({reason}).";
     }
 
-    static string EffectiveConfig(TrainRequest request, string extraHeader = "") =>
-        $"# source: {request.Source}\n" + extraHeader +
+    // The "# source:" line first (RunFolder requires it), then the other leading comments (read back on resume).
+    static string EffectiveConfig(TrainRequest request, string comments = "") =>
+        $"# source: {request.Source}\n" + comments +
         string.Concat(request.Overrides.Select(o => $"# --set {o}\n")) +
         request.ConfigYaml;
 }
