@@ -92,6 +92,9 @@ public static class StateDict
     /// prefix must be loaded (else an error names the file and keys), the file's extra keys (the ImageNet
     /// <c>fc.*</c>) are reported as unexpected and the head stays as initialised (reported as missing).
     /// </summary>
+    /// <param name="model">The segmentation model whose backbone receives the weights.</param>
+    /// <param name="path">The weight file (<c>.pth</c>, <c>.safetensors</c> or TorchSharp's format).</param>
+    /// <param name="prefix">The backbone's key prefix in the model; null takes the model's own.</param>
     /// <param name="stripFromFileKeys">A prefix removed from the file's keys first (<c>features.</c> for torchvision's
     /// MobileNetV3 segmentation backbones, which hold the blocks directly); null keeps them.</param>
     public static LoadReport LoadBackbone(Module model, string path, string? prefix = null, string? stripFromFileKeys = null)
