@@ -24,6 +24,7 @@ public static class TrainStepComparison
 {
     const int Batch = 8, Size = 64, Classes = 4;
 
+    /// <summary>The <c>train-step</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
     public static int Run(string[] args)
     {
         if (args is ["--help"] or ["-h"])
