@@ -3,8 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
-using Seg.Core.Losses.MarginSoftmax;
-using Seg.Core.Losses.MetricLosses;
 using Seg.Core.Losses.PixelLosses;
 using Seg.Core.Native;
 using Seg.Models;

@@ -94,8 +94,9 @@ public static class SegCli
         var predictModel = new Option<string>("--model") { Description = "ONNX file written by export, run with ONNX Runtime (or give --checkpoint)" };
         var input = new Option<string>("--input", "-i") { Description = "An image file or a directory of images", Required = true };
         var predictOutput = new Option<string>("--output", "-o") { Description = "Directory for colour masks and overlays", Required = true };
+        var predictSet = new Option<string[]>("--set") { Description = "Override a key of the checkpoint's config, e.g. --set train.precision=fp32 (repeatable)" };
         var predict = new Command("predict", "Predict images with a checkpoint or an exported ONNX model: colour masks in the dataset palette and overlays")
-            { predictCheckpoint, predictModel, input, predictOutput };
+            { predictCheckpoint, predictModel, input, predictOutput, predictSet };
         predict.Validators.Add(r =>
         {
             if ((r.GetResult(predictCheckpoint) is null) == (r.GetResult(predictModel) is null))
@@ -106,7 +107,7 @@ public static class SegCli
             HeadlessOpenCv.EnsureLoaded();   // images are decoded with OpenCV
             var n = r.GetValue(predictModel) is { } onnx
                 ? Predictor.RunOnnx(onnx, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt)
-                : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt);
+                : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt, r.GetValue(predictSet) ?? []);
             Console.WriteLine($"predicted {n} image(s) into {Path.GetFullPath(r.GetValue(predictOutput)!)}");
             return 0;
         }));

@@ -35,18 +35,28 @@ public static class EvalCommand
         var model = RunFactory.CreateModel(config.Model, valSet.NumClasses, configPath);
 
         long iterations = 0;
+        string? trainedIn = null;
         if (Path.GetExtension(checkpoint) == ".ckpt")
-            iterations = CheckpointFile.Load(checkpoint, model).Iteration;
+        {
+            var state = CheckpointFile.Load(checkpoint, model);
+            (iterations, trainedIn) = (state.Iteration, state.Precision);
+        }
         else
             StateDict.LoadInto(model, checkpoint, strict: true);
         model.to(device);
+        var precision = RunPrecision.ForInference(config.Train.Precision, overrides, trainedIn, device);
+        Console.WriteLine($"eval: precision {precision.Describe()}");
 
         using var loader = new SegmentationLoader(valSet, pipeline,
             new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, device);
         var result = Progress.Run("eval", loader.EvalBatches, 0, progress =>
-            Evaluator.Evaluate(model, loader, config.Eval, valSet.ClassNames, valSet.IgnoreIndex, ct, (done, _) => progress.Update(done, "")));
+        {
+            using (precision.Autocast(device))
+                return Evaluator.Evaluate(model, loader, config.Eval, valSet.ClassNames, valSet.IgnoreIndex, ct, (done, _) => progress.Update(done, ""));
+        });
         Directory.CreateDirectory(paths.Root);
-        var run = RunInfo.From(config, $"{valSet.Count} val images (split '{config.Data.ValSplit}')", device, threads.Threads, Path.GetFullPath(checkpoint));
+        var run = RunInfo.From(config, $"{valSet.Count} val images (split '{config.Data.ValSplit}')", device, threads.Threads, Path.GetFullPath(checkpoint),
+            precision: precision.Name);
         MetricsJson.Write(paths.Metrics, result.Metrics, iterations, run);
         ReportWriter.Write(paths, new ReportData($"{config.Name} (eval)", iterations, Path.GetFullPath(checkpoint), result,
             valSet.Palette, pipeline.Normalization, valSet.IgnoreIndex, null, run));

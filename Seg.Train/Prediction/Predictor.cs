@@ -19,11 +19,13 @@ namespace Seg.Train.Prediction;
 public static class Predictor
 {
     /// <summary>Predicts every image of <paramref name="input"/> (a file or a directory) into <paramref name="output"/>
-    /// with a checkpoint, rebuilt from the checkpoint alone; returns the count.</summary>
-    public static int Run(string checkpoint, string input, string output, CancellationToken ct = default)
+    /// with a checkpoint, rebuilt from the checkpoint alone; returns the count. It predicts in the precision the run
+    /// trained in unless <paramref name="overrides"/> set <c>train.precision</c>.</summary>
+    public static int Run(string checkpoint, string input, string output, CancellationToken ct = default, IReadOnlyList<string>? overrides = null)
     {
-        var loaded = CheckpointModel.Load(checkpoint);
+        var loaded = CheckpointModel.Load(checkpoint, overrides);
         var device = RunFactory.ResolveDevice(loaded.Config.Train.Device, checkpoint);
+        var precision = RunPrecision.ForInference(loaded.Config.Train.Precision, overrides ?? [], loaded.State.Precision, device);
         var model = loaded.Model;
         model.to(device);
 
@@ -41,7 +43,9 @@ public static class Predictor
                 using (batch)
                 using (var scope = NewDisposeScope())
                 {
-                    var prediction = Inference.Probabilities(model, batch.Images, loaded.Config.Eval).argmax(1)[0].cpu();
+                    Tensor prediction;
+                    using (precision.Autocast(device))
+                        prediction = Inference.Probabilities(model, batch.Images, loaded.Config.Eval).argmax(1)[0].cpu();
                     using var image = Visualization.ToImage(batch.Images[0].cpu(), pipeline.Normalization);
                     using var labels = Visualization.ToLabelMat(prediction);
                     Write(Path.Combine(output, batch.Ids[0]), image, labels, palette);
