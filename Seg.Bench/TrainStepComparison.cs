@@ -29,6 +29,7 @@ public static class TrainStepComparison
 {
     const int Classes = 4;
 
+    /// <summary>The <c>train-step</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
     public static int Run(string[] args)
     {
         if (args is ["--help"] or ["-h"])
