@@ -1,5 +1,7 @@
 using OpenCvSharp;
 using Seg.Core;
+using Seg.Core.IO;
+using Seg.Core.Readers;
 using Seg.Onnx.Imaging;
 
 namespace Seg.Data.Imaging;
@@ -53,7 +55,7 @@ public static class SampleFiles
         return Guarded(path, "mask", () =>
         {
             Mat mask;
-            RegularFile.Require(path, "mask"); // before the palette reader opens it
+            FileChecks.RequireRegularFile(path, "mask"); // before the palette reader opens it
             if (PalettePng.TryRead(path, out var indices, out _)) mask = indices!;
             else
             {

@@ -106,13 +106,14 @@ public static class SegCli
         var predictModel = new Option<string>("--model") { Description = "ONNX file written by export, run with ONNX Runtime (or give --checkpoint)" };
         var input = new Option<string>("--input", "-i") { Description = "An image file or a directory of images", Required = true };
         var predictOutput = new Option<string>("--output", "-o") { Description = "Directory for colour masks and overlays", Required = true };
+        var predictSet = new Option<string[]>("--set") { Description = "Override a key of the checkpoint's config, e.g. --set train.precision=fp32 (repeatable)" };
         var predictDevice = DeviceOption("default: auto; --checkpoint only");
         var allowNonFinite = new Option<bool>("--allow-nonfinite")
         {
             Description = "Draw pixels whose model output is NaN or infinite as their arg-max (their count is printed) instead of stopping",
         };
         var predict = new Command("predict", "Predict images with a checkpoint or an exported ONNX model: colour masks in the dataset palette and overlays")
-            { predictCheckpoint, predictModel, input, predictOutput, predictDevice, allowNonFinite };
+            { predictCheckpoint, predictModel, input, predictOutput, predictSet, predictDevice, allowNonFinite };
         predict.Validators.Add(r =>
         {
             if ((r.GetResult(predictCheckpoint) is null) == (r.GetResult(predictModel) is null))
@@ -124,7 +125,7 @@ public static class SegCli
             var n = r.GetValue(predictModel) is { } onnx
                 ? Predictor.RunOnnx(onnx, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt)
                 : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt,
-                    r.GetValue(allowNonFinite), Console.Error, r.GetValue(predictDevice));
+                    r.GetValue(predictSet) ?? [], r.GetValue(allowNonFinite), Console.Error, r.GetValue(predictDevice));
             Console.WriteLine($"predicted {n} image(s) into {Path.GetFullPath(r.GetValue(predictOutput)!)}");
             return 0;
         }));

@@ -174,10 +174,12 @@ public static class ConfigLoader
     static ModelConfig BindModel(ConfigSection s)
     {
         var head = s.Section("head");
+        var (pretrained, sha256) = BindPretrained(s);
         var m = new ModelConfig
         {
             Name = s.String("name", "unet"),
-            Pretrained = s.OptionalString("pretrained"),
+            Pretrained = pretrained,
+            PretrainedSha256 = sha256,
             AuxHead = s.Bool("aux_head", false),
             OutputStride = s.Int("output_stride", Defaults.Model.OutputStride),
             UnetDepth = s.Int("unet_depth", Defaults.Model.UnetDepth),
@@ -200,6 +202,23 @@ public static class ConfigLoader
         head.RejectUnknownKeys();
         s.RejectUnknownKeys();
         return m;
+    }
+
+    // model.pretrained: a scalar (path, imagenet, coco_voc, URL) or a mapping { url, sha256 }.
+    static (string? Value, string? Sha256) BindPretrained(ConfigSection s)
+    {
+        if (!s.Has("pretrained")) return (null, null);
+        try { return (s.OptionalString("pretrained"), null); }
+        catch (ConfigException)
+        {
+            var p = s.Section("pretrained");
+            var url = p.OptionalString("url") ?? throw p.Error("url", "missing: a pretrained mapping needs url (and sha256)");
+            var sha256 = p.OptionalString("sha256");
+            if (sha256 is not null && !System.Text.RegularExpressions.Regex.IsMatch(sha256, "^[0-9a-fA-F]{64}$"))
+                throw p.Error("sha256", $"'{sha256}' is not a SHA-256 (64 hex digits)");
+            p.RejectUnknownKeys();
+            return (url, sha256);
+        }
     }
 
     static DataConfig BindData(ConfigSection s)
@@ -324,6 +343,9 @@ public static class ConfigLoader
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
             Accumulate = s.Int("accumulate", 1, 1, 1024),
+            Precision = s.Choice("precision", "fp32", Training.RunPrecision.Choices),
+            CudnnBenchmark = s.OptionalString("cudnn_benchmark") is null ? null : s.Bool("cudnn_benchmark", true),
+            Tf32 = s.OptionalString("tf32") is null ? null : s.Bool("tf32", true),
         };
         try { SegRuntime.ParseDevice(t.Device); }
         catch (DeviceNameException e)

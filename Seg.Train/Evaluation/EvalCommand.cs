@@ -43,18 +43,28 @@ public static class EvalCommand
         var model = RunFactory.CreateModel(config.Model, valSet.NumClasses, configPath);
 
         long iterations = 0;
+        string? trainedIn = null;
         if (Path.GetExtension(checkpoint) == ".ckpt")
-            iterations = CheckpointFile.Load(checkpoint, model).Iteration;
+        {
+            var state = CheckpointFile.Load(checkpoint, model);
+            (iterations, trainedIn) = (state.Iteration, state.Precision);
+        }
         else
             StateDict.LoadInto(model, checkpoint, strict: true);
         model.to(target);
+        var precision = RunPrecision.ForInference(config.Train.Precision, overrides, trainedIn, target);
+        Console.WriteLine($"eval: precision {precision.Describe()}");
 
         using var loader = new SegmentationLoader(valSet, pipeline,
             new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }, target);
         var result = Progress.Run("eval", loader.EvalBatches, 0, progress =>
-            Evaluator.Evaluate(model, loader, config.Eval, valSet.ClassNames, valSet.IgnoreIndex, ct, (done, _) => progress.Update(done, "")));
+        {
+            using (precision.Autocast(target))
+                return Evaluator.Evaluate(model, loader, config.Eval, valSet.ClassNames, valSet.IgnoreIndex, ct, (done, _) => progress.Update(done, ""));
+        });
         Directory.CreateDirectory(paths.Root);
-        var run = RunInfo.From(config, $"{valSet.Count} val images (split '{config.Data.ValSplit}')", target, threads.Threads, Path.GetFullPath(checkpoint));
+        var run = RunInfo.From(config, $"{valSet.Count} val images (split '{config.Data.ValSplit}')", target, threads.Threads, Path.GetFullPath(checkpoint),
+            precision: precision.Name);
         var skipped = SkippedSamples.Of(valSet);
         MetricsJson.Write(paths.Metrics, result.Metrics, iterations, run, result.NonFinitePixels, skipped);
         ReportWriter.Write(paths, new ReportData($"{config.Name} (eval)", iterations, Path.GetFullPath(checkpoint), result,

@@ -39,7 +39,14 @@ public static class Inference
     }
 
     static Tensor Logits(nn.Module<Tensor, Tensor> model, Tensor images, EvalConfig eval) =>
-        eval.Mode == "slide" ? Slide(model, images, eval.Window[0], eval.Window[1], eval.Stride[0], eval.Stride[1]) : model.forward(images);
+        eval.Mode == "slide" ? Slide(model, images, eval.Window[0], eval.Window[1], eval.Stride[0], eval.Stride[1]) : Forward(model, images);
+
+    // Under autocast the model returns bf16/fp16 logits: softmax, averaging and upsampling are done in float32.
+    static Tensor Forward(nn.Module<Tensor, Tensor> model, Tensor images)
+    {
+        var logits = model.forward(images);
+        return logits.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? logits.to(ScalarType.Float32) : logits;
+    }
 
     /// <summary>
     /// Sliding-window logits: windows of [wh, ww] every [sh, sw] pixels (the last window flush with the border),
@@ -62,7 +69,7 @@ public static class Inference
             foreach (var x in SlidingWindow.Starts(pw, ww, sw))
             {
                 var crop = padded[.., .., y..(y + wh), x..(x + ww)];
-                var logits = model.forward(crop);
+                var logits = Forward(model, crop);
                 sum ??= zeros([images.shape[0], logits.shape[1], ph, pw], logits.dtype, images.device);
                 sum[.., .., y..(y + wh), x..(x + ww)] += logits;
                 count[.., .., y..(y + wh), x..(x + ww)] += 1;

@@ -20,26 +20,31 @@ namespace Seg.Train.Prediction;
 public static class Predictor
 {
     /// <summary>Predicts every image of <paramref name="input"/> (a file or a directory) into <paramref name="output"/>
-    /// with a checkpoint, rebuilt from the checkpoint alone; returns the count.</summary>
+    /// with a checkpoint, rebuilt from the checkpoint alone; returns the count. It predicts in the precision the run
+    /// trained in unless <paramref name="overrides"/> set <c>train.precision</c>.</summary>
     /// <param name="checkpoint">A <c>.ckpt</c> written by <c>train</c>.</param>
     /// <param name="input">An image file or a folder of images.</param>
     /// <param name="output">The folder for the pictures.</param>
     /// <param name="ct">Stops between images.</param>
+    /// <param name="overrides"><c>--set</c> assignments to the checkpoint's config.</param>
     /// <param name="allowNonFinite">Draw pixels whose output is NaN or infinite as their arg-max (counted on
     /// <paramref name="warnings"/>) instead of stopping with <see cref="NonFiniteOutputException"/>.</param>
     /// <param name="warnings">Where the count of such pixels goes.</param>
     /// <param name="device"><c>--device</c>: <c>auto</c> (default), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>, whatever
     /// device the checkpoint was trained on.</param>
     public static int Run(string checkpoint, string input, string output, CancellationToken ct = default,
-        bool allowNonFinite = false, TextWriter? warnings = null, string? device = null)
+        IReadOnlyList<string>? overrides = null, bool allowNonFinite = false, TextWriter? warnings = null, string? device = null)
     {
-        var loaded = CheckpointModel.Load(checkpoint);
+        var loaded = CheckpointModel.Load(checkpoint, overrides);
         var target = RunFactory.ResolveDeviceOption(device);
+        var precision = RunPrecision.ForInference(loaded.Config.Train.Precision, overrides ?? [], loaded.State.Precision, target);
         var model = loaded.Model;
         model.to(target);
 
         var palette = loaded.Palette;
-        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), loaded.State.ClassNames, palette);
+        // Per pixel after the decode: the input tensor, then logits and probabilities of every class (twice with flip).
+        long perPixel = Seg.Data.Imaging.SampleFiles.TensorBytesPerPixel + 8L * Math.Max(loaded.State.ClassNames.Count, 1) * (loaded.Config.Eval.Flip ? 2 : 1);
+        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), loaded.State.ClassNames, palette, perPixel);
         var pipeline = loaded.ValPipeline();
         using var loader = new SegmentationLoader(dataset, pipeline,
             new LoaderOptions { BatchSize = 1, Workers = 1, Shuffle = false, DropLast = false }, target);
@@ -53,7 +58,9 @@ public static class Predictor
                 using (batch)
                 using (var scope = NewDisposeScope())
                 {
-                    var probabilities = Inference.Probabilities(model, batch.Images, loaded.Config.Eval);
+                    Tensor probabilities;
+                    using (precision.Autocast(target))
+                        probabilities = Inference.Probabilities(model, batch.Images, loaded.Config.Eval);
                     nonFinite += Evaluator.CheckFinite(probabilities, batch.Ids, allowNonFinite);
                     var prediction = probabilities.argmax(1)[0].cpu();
                     using var image = Visualization.ToImage(batch.Images[0].cpu(), pipeline.Normalization);
@@ -77,16 +84,26 @@ public static class Predictor
         var palette = segmenter.Metadata.Palette;
         if (palette.Count == 0)
             throw new InvalidDataException($"{model}: its metadata has no '{OnnxModelMetadata.Keys.Palette}' to colour the masks with (was it written by seg export?).");
-        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), segmenter.Metadata.ClassNames, palette);
+        var dataset = new ImageFilesDataset(PlanOutputs(ImageFilesDataset.Find(input), output), segmenter.Metadata.ClassNames, palette, segmenter.PipelineBytesPerPixel);
         Directory.CreateDirectory(output);
         for (int i = 0; i < dataset.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
             using var sample = dataset.Get(i);
-            using var labels = segmenter.Predict(sample.Image);
+            using var labels = PredictNamed(segmenter, sample.Image, dataset.Files[i]);
             Write(Path.Combine(output, sample.Id), sample.Image, labels, palette, segmenter.Metadata.ClassNames.Count);
         }
         return dataset.Count;
+    }
+
+    // The segmenter's errors name the model; these name the image too.
+    static Mat PredictNamed(OnnxSegmenter segmenter, Mat image, string path)
+    {
+        try { return segmenter.Predict(image); }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
     }
 
     /// <summary>The suffixes of the three files written for each image <c>NAME.ext</c>: <c>NAME_mask.png</c>,

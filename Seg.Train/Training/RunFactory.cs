@@ -117,16 +117,11 @@ public static class RunFactory
     }
 
     /// <summary>
-    /// Loads <c>model.pretrained</c> non-strictly: first as a whole-model state_dict; when nothing of it fits and
-    /// the model has an ImageNet backbone, as backbone weights. Returns a one-line summary.
+    /// Loads <c>model.pretrained</c> (a path, <c>imagenet</c>, <c>coco_voc</c> or a URL with its SHA-256, downloaded
+    /// and checked by <see cref="PretrainedWeights"/>) into <paramref name="model"/>. Returns a one-line summary.
     /// </summary>
-    public static string LoadPretrained(nn.Module model, string path)
-    {
-        var report = StateDict.LoadInto(model, path, strict: false);
-        if (report.Loaded.Count == 0 && model is ISegmentationModel { BackbonePrefix: not null })
-            report = StateDict.LoadBackbone(model, path);
-        return report.ToString();
-    }
+    public static string LoadPretrained(nn.Module model, ModelConfig config) =>
+        PretrainedWeights.Load(model, config.Name, PretrainedSource.Parse(config.Pretrained!, config.PretrainedSha256)).ToString();
 
     /// <summary>The composite loss of the configured terms, each built by its <see cref="LossTypes"/> entry; with
     /// <paramref name="softLabels"/>, the terms that take soft labels (<see cref="LossType.TakesSoftLabels"/>) get

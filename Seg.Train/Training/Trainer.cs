@@ -45,6 +45,10 @@ public static class Trainer
         var threads = TorchThreads.Apply(config.Train.Threads);
         var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
         var total = config.Train.Iterations;
+        // Mixed precision: forward and loss under autocast, fp16 with a loss scaler (RunPrecision).
+        var precision = RunPrecision.Resolve(config.Train.Precision, device);
+        var scaler = precision.CreateScaler();
+        GpuSwitches.Apply(config.Train, device);
         manual_seed(config.Train.Seed);
 
         var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, config.DataSeed, src);
@@ -78,15 +82,16 @@ public static class Trainer
             var state = CheckpointFile.Load(paths.Last, model, optimizer, criterion);
             (start, bestMeanIoU, bestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
             CheckpointFile.RestoreRng(state.RngState);
+            if (scaler is not null && state.Scaler is { } scalerState) scaler.Restore(scalerState);
             if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
                 Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
-            dp.CheckResume(paths, config, ConfigLoader.Parse(state.ConfigYaml, paths.Last, state.Overrides));
+            dp.CheckResume(paths, config, state.ConfigYaml, state.Overrides);
         }
-        else if (config.Model.Pretrained is { } weights)
+        else if (config.Model.Pretrained is not null)
         {
-            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, weights)}");
+            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
         }
-        dp.Synchronize(model);   // every rank starts from rank 0's weights
+        dp.Synchronize(model, criterion);   // every rank starts from rank 0's weights
 
         using var trainLoader = new SegmentationLoader(trainSet, trainPipeline,
             dp.ShardTraining(new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, accumulate), device);
@@ -100,10 +105,17 @@ public static class Trainer
         var board = main ? utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false) : null;
         var classNames = trainSet.ClassNames;
 
+        EvalResult Evaluate()
+        {
+            using (precision.Autocast(device))
+                return Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+        }
+
         void Save(string path, long iteration)
         {
             var state = new CheckpointState(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
-                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng(),
+                precision.Name, scaler?.State);
             CheckpointFile.Save(path, state, model, optimizer, criterion);
             folder!.CheckpointSaved(path);
         }
@@ -111,7 +123,7 @@ public static class Trainer
         // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
         var splitWarning = SplitOverlap.Warning(trainSet, valSet);
         if (splitWarning is not null) Console.Error.WriteLine("WARNING: " + splitWarning);
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {precision.Describe()}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
@@ -154,30 +166,43 @@ public static class Trainer
                     }
 
                     Tensor loss;
-                    if (auxModel is null)
+                    using (precision.Autocast(device))
                     {
-                        loss = criterion.forward(model.forward(batch.Images), batch.Labels);
-                        termValues = criterion.LastValues;
-                    }
-                    else
-                    {
-                        var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
-                        loss = criterion.forward(output, batch.Labels);
-                        termValues = criterion.LastValues;
-                        loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+                        if (auxModel is null)
+                        {
+                            loss = criterion.forward(model.forward(batch.Images), batch.Labels);
+                            termValues = criterion.LastValues;
+                        }
+                        else
+                        {
+                            var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
+                            loss = criterion.forward(output, batch.Labels);
+                            termValues = criterion.LastValues;
+                            loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+                        }
                     }
                     // Gradients of k micro-batches are summed: each backward gets loss / k, so that the step's
                     // gradient is that of the mean loss over its global batch (k = 1: the loss itself, same bits).
                     if (accumulate > 1) loss = loss / accumulate;
-                    loss.backward();
+                    (scaler?.Scale(loss) ?? loss).backward();
                     stepLoss = stepLoss is null ? loss.detach().DetachFromDisposeScope() : ReplaceSum(stepLoss, loss);
                     foreach (var (term, value) in termValues) stepTerms[term] = stepTerms.GetValueOrDefault(term) + value / accumulate;
                     imagesSeen += batch.Count * dp.WorldSize;
                     if (micro < accumulate - 1) continue;
 
                     dp.AverageGradients();
-                    if (config.Train.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
-                    optimizer.step();
+                    if (config.Train.GradClip > 0)
+                    {
+                        scaler?.Unscale(optimizer);   // clip the true gradients, not the scaled ones
+                        nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
+                    }
+                    if (scaler is null) optimizer.step();
+                    else
+                    {
+                        scaler.Step(optimizer);   // skipped when a gradient is inf or NaN; the scale then backs off
+                        scaler.Update();
+                    }
+                    dp.AverageLossState();
                     // The step's one wait for the device: read the loss once the whole step is queued, so that the
                     // device never waits for the host to queue the backward pass. A diverged step has updated the
                     // weights in memory, but the run stops here and no checkpoint is written from them.
@@ -203,7 +228,7 @@ public static class Trainer
                 if ((config.Train.EvalEvery > 0 && done % config.Train.EvalEvery == 0) || done == total)
                 {
                     trainWatch.Stop();
-                    lastEval = Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+                    lastEval = Evaluate();
                     evalTime += lastEval.Elapsed;
                     var m = lastEval.Metrics;
                     if (main) EvalLog.Append(paths.EvalLog, done, m);
@@ -238,14 +263,14 @@ public static class Trainer
         if (interrupted) return new TrainOutcome(TrainStatus.Interrupted, done, paths, null);
 
         // ---- final scores and report ----
-        lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+        lastEval ??= Evaluate();
         if (!main)
         {
             lastEval.DisposeSamples();
             return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
         }
         var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, threads.Threads,
-            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning]);
+            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning], precision.Name);
         var skipped = SkippedSamples.Of(trainSet, valSet);
         MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run, lastEval.NonFinitePixels, skipped);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
