@@ -1,5 +1,4 @@
 using Seg.Core.Amp;
-using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
 using Seg.Core.Losses.MarginSoftmax;
 using Seg.Core.Losses.MetricLosses;

@@ -92,6 +92,7 @@ public static partial class Lovasz
         long pixels = ls[1] * ls[2];
         long classCount = binary ? 2 : ps[1];
         string what = $"probas {LossInputs.Shape(probas)}";
+        IgnoreIndexRule.Check(ignoreIndex, classCount);
         // float32 on the CPU takes the fused kernel, which also reads the labels in one pass of its own.
         bool kernel = allowCpuKernel && LovaszCpuKernel.SupportsSoftmax(probas, classCount) && !LabelChecks.Defers(y);
         Tensor? valid = null, kernelLabels = null, classCounts;
