@@ -129,7 +129,7 @@ public static class ThreadChoiceBench
         var model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = 3, UnetBaseWidth = 16, UnetBilinear = true });
         model.train();
         var optimizer = optim.AdamW(model.parameters(), 0.001, weight_decay: 1e-4);
-        var criterion = new CompositeLoss([new LossTerm("cross_entropy", new CrossEntropyLoss(ignoreIndex: 255)),
+        var criterion = new CompositeLoss([new LossTerm("cross_entropy", new SoftmaxCrossEntropyLoss(ignoreIndex: 255)),
             new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255))]);
         var images = randn(Batch, 3, Size, Size);
         var labels = randint(0, Classes, [Batch, Size, Size], dtype: ScalarType.Int64);

@@ -6,6 +6,10 @@ using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 
+// The README example still says CrossEntropyLoss, the obsolete alias of SoftmaxCrossEntropyLoss; it keeps
+// compiling for one release, and this copy stays word for word the README's.
+#pragma warning disable CS0618
+
 namespace Seg.Tests.Losses;
 
 /// <summary>Runs the loss-library examples: the first is README.md's (section "losses", which .ci/external-smoke.sh also

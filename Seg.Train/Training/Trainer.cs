@@ -233,11 +233,11 @@ public static class Trainer
                     var m = lastEval.Metrics;
                     if (main) EvalLog.Append(paths.EvalLog, done, m);
                     board?.add_scalar("val/mIoU", (float)m.MeanIoU, (int)done);
-                    board?.add_scalar("val/image_mIoU", (float)m.ImageMeanIoU, (int)done);
+                    board?.add_scalar("val/image_mIoU", (float)m.MeanIoUPerImageGtOrPredicted, (int)done);
                     board?.add_scalar("val/aAcc", (float)m.PixelAccuracy, (int)done);
                     var isBest = m.MeanIoU > bestMeanIoU;
                     if (isBest) (bestMeanIoU, bestIteration) = (m.MeanIoU, done);
-                    progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
+                    progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.MeanIoUPerImageGtOrPredicted:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
                     if (isBest && main) Save(paths.Best, done);
                     trainWatch.Start();
                 }
