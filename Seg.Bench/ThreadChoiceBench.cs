@@ -28,6 +28,7 @@ public static class ThreadChoiceBench
     const int Batch = 8, Size = 64, Classes = 4;
     static readonly string[] Configs = ["1", "all", "all-spin", "auto"];
 
+    /// <summary>The <c>threads</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
     public static int Run(string[] args)
     {
         int rounds = 3, steps = 15, warmup = 5;

@@ -231,7 +231,7 @@ public sealed record EvalConfig
     public string Mode { get; init; } = "whole";
     /// <summary>Sliding window [height, width].</summary>
     public IReadOnlyList<int> Window { get; init; } = [512, 512];
-    /// <summary>Sliding stride [height, width].</summary>
+    /// <summary>Sliding stride [height, width]; default 2/3 of the window; at most the window (config error otherwise).</summary>
     public IReadOnlyList<int> Stride { get; init; } = [341, 341];
     /// <summary>Average with the horizontally flipped prediction.</summary>
     public bool Flip { get; init; }
@@ -241,4 +241,7 @@ public sealed record EvalConfig
     public int BatchSize { get; init; } = 1;
     /// <summary>Sample overlays in the report.</summary>
     public int Samples { get; init; } = 6;
+    /// <summary><c>eval.allow_nonfinite</c>: score pixels whose output is NaN or infinite (counted and reported) instead
+    /// of stopping with <see cref="Evaluation.NonFiniteOutputException"/>.</summary>
+    public bool AllowNonFinite { get; init; }
 }

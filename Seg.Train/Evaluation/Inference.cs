@@ -52,8 +52,13 @@ public static class Inference
     /// Sliding-window logits: windows of [wh, ww] every [sh, sw] pixels (the last window flush with the border),
     /// overlapping logits averaged. Images smaller than a window are padded with zeros, then cropped back.
     /// </summary>
+    /// <exception cref="ArgumentException">A stride below 1 or beyond the window (pixels no window covers would
+    /// get 0/0 logits).</exception>
     public static Tensor Slide(nn.Module<Tensor, Tensor> model, Tensor images, int wh, int ww, int sh, int sw)
     {
+        if (wh < 1 || ww < 1 || sh < 1 || sw < 1 || sh > wh || sw > ww)
+            throw new ArgumentException($"sliding window {wh}x{ww} with stride {sh}x{sw}: the stride must be between 1 and the window, " +
+                                        "or some pixels are covered by no window");
         long h = images.shape[2], w = images.shape[3];
         long padH = Math.Max(0, wh - h), padW = Math.Max(0, ww - w);
         var padded = padH > 0 || padW > 0 ? nn.functional.pad(images, [0, padW, 0, padH]) : images;

@@ -53,8 +53,13 @@ public static class Trainer
 
         var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, config.DataSeed, src);
         var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, src);
+        SkippedSamples.Watch(trainSet, "train", Console.Error);
+        SkippedSamples.Watch(valSet, "val", Console.Error);
         var trainPipeline = RunFactory.TrainPipeline(config.Data, src);
         var valPipeline = RunFactory.ValPipeline(config.Data, trainPipeline, src);
+        if (trainSet.Count < config.Data.BatchSize)
+            throw new ConfigException(src, "data.batch_size", $"{config.Data.BatchSize} exceeds the {trainSet.Count} training samples: training drops the " +
+                                                              "last incomplete batch, so no step would run; lower data.batch_size");
         var numClasses = trainSet.NumClasses;
         var heads = new HeadHolder();
         var model = RunFactory.CreateModel(config.Model, numClasses, src, heads);
@@ -266,11 +271,14 @@ public static class Trainer
         }
         var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, threads.Threads,
             Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning], precision.Name);
-        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run);
+        var skipped = SkippedSamples.Of(trainSet, valSet);
+        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run, lastEval.NonFinitePixels, skipped);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
         var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
             trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
-        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run));
+        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run)
+            { Skipped = skipped });
+        if (skipped.Count > 0) Console.Error.WriteLine($"warning: {skipped.Count} bad sample(s) were skipped (data.on_bad_sample: skip); see the report");
         lastEval.DisposeSamples();
         Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
         return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
@@ -301,9 +309,10 @@ public static class Trainer
             : $"{paths.Best} cannot stand in for it ({reason}).";
     }
 
-    // The "# source:" line first (RunFolder requires it), then the other leading comments (read back on resume).
-    static string EffectiveConfig(TrainRequest request, string comments = "") =>
-        $"# source: {request.Source}\n" + comments +
-        string.Concat(request.Overrides.Select(o => $"# --set {o}\n")) +
-        request.ConfigYaml;
+    // The config the run uses, overrides applied, so that `eval --config RUN/config.yaml` builds the same model. The
+    // first line stays RunFolder.ConfigHeader (it marks the folder as a Seg run); other comment lines follow it.
+    static string EffectiveConfig(TrainRequest request, string moreHeader) =>
+        $"{RunFolder.ConfigHeader}{request.Source}\n" + moreHeader +
+        (request.Overrides.Count > 0 ? $"# with {string.Join(" ", request.Overrides.Select(o => $"--set {o}"))} applied below\n" : "") +
+        ConfigLoader.EffectiveYaml(request.ConfigYaml, request.Source, request.Overrides);
 }
