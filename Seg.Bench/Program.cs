@@ -15,6 +15,8 @@ if (args is ["train-step", .. var stepArgs])
     return Seg.Bench.TrainStepComparison.Run(stepArgs);
 if (args is ["recipes", .. var recipeArgs])
     return Seg.Train.Cli.SegCli.Guard(() => Seg.Train.Experiments.RecipeComparison.Run(recipeArgs));
+if (args is ["model-table", .. var tableNames])
+    return Seg.Bench.ModelTable.Run(tableNames);
 if (args is ["sync-check"])
     return Seg.Bench.SyncCheck.Run();
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.IO.Compression;
 using System.Text.Json;
 using Seg.Models;
 using TorchSharp;
@@ -36,21 +35,7 @@ public class ZooTorchvisionTests(ITestOutputHelper output)
     }
 
     /// <summary>torchvision's state_dict entries per model (zoo_keys.txt.gz).</summary>
-    internal static Dictionary<string, List<(string Key, long[] Shape)>> ReadKeys()
-    {
-        using var gz = new GZipStream(File.OpenRead(Fixture("zoo_keys.txt.gz")), CompressionMode.Decompress);
-        using var reader = new StreamReader(gz);
-        var result = new Dictionary<string, List<(string, long[])>>();
-        while (reader.ReadLine() is { } line)
-        {
-            if (line.Length == 0) continue;
-            var parts = line.Split('\t');
-            long[] shape = parts[2].Length == 0 ? [] : parts[2].Split(',').Select(long.Parse).ToArray();
-            if (!result.TryGetValue(parts[0], out var list)) result[parts[0]] = list = [];
-            list.Add((parts[1], shape));
-        }
-        return result;
-    }
+    internal static Dictionary<string, List<(string Key, long[] Shape)>> ReadKeys() => ModelFixtures.ReadKeys(Fixture("zoo_keys.txt.gz"));
 
     [Theory]
     [MemberData(nameof(AllVariants))]
@@ -149,12 +134,5 @@ public class ZooTorchvisionTests(ITestOutputHelper output)
         if (io.TryGetValue("aux", out var auxReference)) Check($"{name} aux", aux!, auxReference);
     }
 
-    void Check(string what, Tensor y, Tensor reference)
-    {
-        Assert.Equal(reference.shape, y.shape);
-        double maxRef = reference.abs().max().ToDouble();
-        double maxRel = (y - reference).abs().max().ToDouble() / maxRef;
-        output.WriteLine($"{what} ({y.dtype}): max|Δ|/max|ref| = {maxRel:E3} (max|ref| = {maxRef:G4})");
-        Assert.True(maxRel <= 1e-4, $"{what}: max|Δ|/max|ref| = {maxRel}");
-    }
+    void Check(string what, Tensor y, Tensor reference) => ModelFixtures.AssertClose(output, what, y, reference);
 }
