@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Seg.Core;
+using Seg.Core.Native;
 using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
 using Seg.Core.Losses.PixelLosses;
@@ -53,7 +54,7 @@ public static class TrainStepComparison
             for (int r = 0; r < o.Rounds; r++)
             {
                 double s = 0, p = 0;
-                void RunSeg() => s = Median(SegSteps(loss, device, o));
+                void RunSeg() => s = Median(SegSteps(loss, device, o.Warmup, o.Steps, o.Bins));
                 void RunTorch() { var (ms, v) = TorchSteps(loss, o, script); p = Median(ms); torchVersion = v; }
                 if (!o.PyTorch) RunSeg();
                 else if (r % 2 == 0) { RunSeg(); RunTorch(); }
@@ -79,8 +80,11 @@ public static class TrainStepComparison
         return 0;
     }
 
-    /// <summary>Per-step milliseconds of Seg's step: a fresh model and optimizer each block, as PyTorch's side.</summary>
-    static List<double> SegSteps(string loss, Device device, Options o)
+    /// <summary>Per-step milliseconds of Seg's step (<paramref name="loss"/>: <c>ce</c> or <c>ce_lovasz</c>; Lovász
+    /// histogram <paramref name="bins"/>, 0 exact) after <paramref name="warmup"/> untimed steps: a fresh model and
+    /// optimizer each block, as PyTorch's side. <see cref="ThreadChoiceBench"/> times the same step, with
+    /// <paramref name="tuner"/> settling the thread count as the trainer does.</summary>
+    internal static List<double> SegSteps(string loss, Device device, int warmup, int steps, int bins = 0, ThreadTuner? tuner = null)
     {
         using var outer = NewDisposeScope();
         manual_seed(0);
@@ -88,16 +92,17 @@ public static class TrainStepComparison
         model.to(device).train();
         var optimizer = optim.AdamW(model.parameters(), 0.003, weight_decay: 1e-4);
         var terms = new List<LossTerm> { new("cross_entropy", new CrossEntropyLoss(ignoreIndex: 255)) };
-        if (loss == "ce_lovasz") terms.Add(new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255, bins: o.Bins)));
+        if (loss == "ce_lovasz") terms.Add(new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255, bins: bins)));
         var criterion = new CompositeLoss(terms);
         criterion.to(device);
         var images = randn(Batch, 3, Size, Size).to(device);
         var labels = randint(0, Classes, [Batch, Size, Size], dtype: ScalarType.Int64)
             .masked_fill(rand(Batch, Size, Size).lt(0.05), 255).to(device);
         var times = new List<double>();
-        for (int i = 0; i < o.Warmup + o.Steps; i++)
+        for (int i = 0; i < warmup + steps; i++)
         {
             Synchronize(device);
+            tuner?.BeforeStep();
             var watch = Stopwatch.StartNew();
             using (NewDisposeScope())
             {
@@ -107,7 +112,8 @@ public static class TrainStepComparison
                 optimizer.step();
             }
             Synchronize(device);
-            if (i >= o.Warmup) times.Add(watch.Elapsed.TotalMilliseconds);
+            tuner?.AfterStep(watch.Elapsed);
+            if (i >= warmup) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         return times;
     }
