@@ -25,9 +25,11 @@ public class DataPipelineBench
     public int Workers { get; set; }
 
     /// <summary>OpenCV's own thread count (Cv2.SetNumThreads); 0 leaves OpenCV's default (one per core).</summary>
+    /// <summary>OpenCV's own thread count (0: OpenCV's default).</summary>
     [Params(0, 1)]
     public int OpenCvThreads { get; set; }
 
+    /// <summary>Writes the synthetic VOC files and builds the loader.</summary>
     [GlobalSetup]
     public void Setup()
     {
@@ -46,6 +48,7 @@ public class DataPipelineBench
         loader = new SegmentationLoader(dataset, pipeline, new LoaderOptions { BatchSize = BatchSize, Workers = Workers }, CPU);
     }
 
+    /// <summary>Disposes the loader and deletes the files.</summary>
     [GlobalCleanup]
     public void Cleanup()
     {
@@ -53,6 +56,7 @@ public class DataPipelineBench
         try { Directory.Delete(root, recursive: true); } catch (IOException) { }
     }
 
+    /// <summary>Decodes, augments and batches the images; timed per image.</summary>
     [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
     public long TrainPipeline()
     {

@@ -20,6 +20,7 @@ namespace Seg.Bench;
 /// </summary>
 public static class LossStepComparison
 {
+    /// <summary>The <c>loss-step</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
     public static int Run(string[] args)
     {
         string deviceName = "cpu";

@@ -52,6 +52,7 @@ public class LovaszBenchmarks
         }
     }
 
+    /// <summary>Random logits and labels (5 % ignored) on the benchmark device, and the loss modules.</summary>
     [GlobalSetup]
     public void Setup()
     {
@@ -83,34 +84,44 @@ public class LovaszBenchmarks
     Tensor Generic(int bins) =>
         Lovasz.SoftmaxWithKernelChoice(logits.softmax(1), labels, ClassSelection.Present, perImage: false, 255, bins, allowCpuKernel: false);
 
+    /// <summary>Cross-entropy (ATen's fused kernel): the baseline.</summary>
     [Benchmark(Baseline = true)]
     public double CrossEntropy() => Step(() => crossEntropy.call(logits, labels));
 
+    /// <summary>Exact Lovász-Softmax (the fused CPU kernel on the CPU).</summary>
     [Benchmark]
     public double LovaszExact() => Step(() => exact.call(logits, labels));
 
+    /// <summary>Lovász-Softmax in histogram mode, 4096 bins.</summary>
     [Benchmark]
     public double LovaszHistogram4096() => Step(() => histogram.call(logits, labels));
 
+    /// <summary>Jaccard metric loss, per dataset, on hard labels.</summary>
     [Benchmark]
     public double JaccardMetric() => Step(() => jaccardMetric.call(logits, labels));
 
+    /// <summary>Jaccard metric loss with the per-dataset, per-image and per-class aggregations together.</summary>
     [Benchmark]
     public double JaccardMetricThreeAggregations() => Step(() => jaccardMetricAllAggregations.call(logits, labels));
 
+    /// <summary>Jaccard metric loss on boundary-smoothed soft labels, the smoothing included.</summary>
     [Benchmark]
     public double JaccardMetricBoundarySoftLabels() =>
         Step(() => jaccardMetric.call(logits, SoftLabels.BoundarySmoothing(labels, Classes, ignoreIndex: 255)));
 
+    /// <summary>Lovász-Sigmoid: every class a one-vs-rest binary problem.</summary>
     [Benchmark]
     public double LovaszSigmoid() => Step(() => lovaszSigmoid.call(logits, labels));
 
+    /// <summary>Exact Lovász-Softmax by the device-generic (GPU) path, even on the CPU.</summary>
     [Benchmark]
     public double LovaszExactGeneric() => Step(() => Generic(0));
 
+    /// <summary>Histogram Lovász-Softmax by the device-generic path.</summary>
     [Benchmark]
     public double LovaszHistogram4096Generic() => Step(() => Generic(4096));
 
+    /// <summary>The reference implementation's per-class loop, ported: what the fused kernel replaces.</summary>
     [Benchmark]
     public double LovaszOfficialPort() => Step(() => OfficialLovaszPort.LovaszSoftmax(logits.softmax(1), labels, ignore: 255));
 }

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Running;
 using Seg.Core;
+using Seg.Core.Native;
 
 HeapTuning.Apply();   // as Seg.Train does: keep freed heap memory for the next step
 SegRuntime.Initialize();
@@ -14,7 +15,7 @@ if (args is ["loss-step", .. var lossArgs])
 if (args is ["train-step", .. var stepArgs])
     return Seg.Bench.TrainStepComparison.Run(stepArgs);
 if (args is ["recipes", .. var recipeArgs])
-    return Seg.Train.Cli.SegCli.Guard(() => Seg.Train.Experiments.RecipeComparison.Run(recipeArgs));
+    return Seg.Train.Cli.SegCli.Guard(() => Seg.Bench.Recipes.RecipeComparison.Run(recipeArgs));
 if (args is ["threads", .. var threadArgs])
     return Seg.Bench.ThreadChoiceBench.Run(threadArgs);
 if (args is ["threads-child", .. var childArgs])

@@ -24,6 +24,7 @@ public static class ThreadChoiceBench
 {
     static readonly string[] Configs = ["1", "all", "all-spin", "auto"];
 
+    /// <summary>The <c>threads</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
     public static int Run(string[] args)
     {
         int rounds = 3, steps = 15, warmup = 5;
@@ -122,7 +123,7 @@ public static class ThreadChoiceBench
         // auto: as the trainer, the load-based start and then the tuner; the warm-up covers its first probe.
         var tuner = config == "auto" ? ThreadTuner.For(choice, 0) : null;
         if (tuner is not null) warmup = Math.Max(warmup, 2 * (ThreadTuner.ProbeSteps + 1) + 1);
-        var times = TrainStepComparison.SegSteps("ce_lovasz", CPU, warmup, steps, tuner: tuner);
+        var times = TrainStepComparison.SegSteps("ce_lovasz", CPU, TrainStepComparison.Options.Default(warmup, steps), tuner);
         Console.WriteLine(JsonSerializer.Serialize(new { ms = Median(times), threads = tuner?.Threads ?? choice.Threads, reason = choice.Reason }));
         return 0;
     }

@@ -2,10 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Seg.Core;
+using Seg.Core.Amp;
 using Seg.Core.Native;
 using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
 using Seg.Core.Losses.PixelLosses;
+using Seg.Core.Native;
 using Seg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,16 +22,21 @@ namespace Seg.Bench;
 /// PyTorch uses the official per-class loop, see pytorch/train_step.py). Rounds alternate which side runs first;
 /// each round times a block of steps per side, and the report gives the median step of each side and the median
 /// over rounds of the per-round ratio Seg ÷ PyTorch, so that drift on a shared machine hits both sides alike.
+/// <c>--precision bf16|fp16</c> runs forward and loss under autocast on both sides (Seg: <see cref="Autocast"/>;
+/// PyTorch: <c>torch.autocast</c>), fp16 with a loss scaler; <c>--size</c>, <c>--batch</c>, <c>--unet-depth</c> and
+/// <c>--unet-width</c> change the step's shape.
 /// </summary>
 public static class TrainStepComparison
 {
-    const int Batch = 8, Size = 64, Classes = 4;
+    const int Classes = 4;
 
+    /// <summary>The <c>train-step</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
     public static int Run(string[] args)
     {
         if (args is ["--help"] or ["-h"])
         {
             Console.WriteLine("train-step [--device cpu|cuda|auto] [--threads N] [--rounds N] [--steps N] [--warmup N] [--bins N]\n" +
+                              "           [--precision fp32|bf16|fp16] [--size N (64)] [--batch N (8)] [--unet-depth N (3)] [--unet-width N (16)]\n" +
                               "           [--losses ce,ce_lovasz] [--python PATH (default /usr/bin/python3)] [--script PATH] [--no-pytorch]\n" +
                               "           [--pytorch-onednn same|on|off (default same: as Seg in this process)] [--json FILE]\n" +
                               "The default config's UNet step (forward, backward, AdamW) in Seg and in PyTorch (Seg.Bench/pytorch/train_step.py),\n" +
@@ -41,7 +48,7 @@ public static class TrainStepComparison
         if (o.Threads > 0) set_num_threads(o.Threads);
         var device = SegRuntime.ResolveDevice(o.Device);
         var script = o.Script ?? FindScript();
-        Console.WriteLine($"train-step: unet depth 3 width 16, batch {Batch}x{Size}x{Size}, {Classes} classes, AdamW; device {device}, " +
+        Console.WriteLine($"train-step: unet depth {o.Depth} width {o.Width}, batch {o.Batch}x{o.Size}x{o.Size}, {Classes} classes, AdamW, {o.Precision}; device {device}, " +
                           $"{get_num_threads()} threads; {o.Rounds} rounds of {o.Steps} steps (+{o.Warmup} warm-up); PyTorch: {(o.PyTorch ? $"{o.Python} {script}" : "off")}; " +
                           $"oneDNN convolutions: Seg {(SegRuntime.OneDnnConvolutions ? "on" : "off")}, PyTorch {(PyTorchUsesOneDnn(o) ? "on" : "off")}");
         var results = new List<object>();
@@ -54,7 +61,7 @@ public static class TrainStepComparison
             for (int r = 0; r < o.Rounds; r++)
             {
                 double s = 0, p = 0;
-                void RunSeg() => s = Median(SegSteps(loss, device, o.Warmup, o.Steps, o.Bins));
+                void RunSeg() => s = Median(SegSteps(loss, device, o));
                 void RunTorch() { var (ms, v) = TorchSteps(loss, o, script); p = Median(ms); torchVersion = v; }
                 if (!o.PyTorch) RunSeg();
                 else if (r % 2 == 0) { RunSeg(); RunTorch(); }
@@ -67,7 +74,8 @@ public static class TrainStepComparison
             if (o.PyTorch)
                 line += $", PyTorch {torchVersion} {Median(torchMs):F2} ms/step, Seg ÷ PyTorch {Median(ratios):F3} (rounds {ratios.Min():F3}–{ratios.Max():F3})";
             Console.WriteLine(line);
-            results.Add(new { loss, device = device.ToString(), threads = get_num_threads(), seg_ms = Median(seg),
+            results.Add(new { loss, precision = o.Precision, size = o.Size, batch = o.Batch, unet_depth = o.Depth, unet_width = o.Width,
+                device = device.ToString(), threads = get_num_threads(), seg_ms = Median(seg),
                 pytorch_ms = o.PyTorch ? Median(torchMs) : (double?)null, ratio = o.PyTorch ? Median(ratios) : (double?)null,
                 pytorch = torchVersion, rounds = o.Rounds, steps = o.Steps,
                 onednn_seg = SegRuntime.OneDnnConvolutions, onednn_pytorch = PyTorchUsesOneDnn(o) });
@@ -80,40 +88,53 @@ public static class TrainStepComparison
         return 0;
     }
 
-    /// <summary>Per-step milliseconds of Seg's step (<paramref name="loss"/>: <c>ce</c> or <c>ce_lovasz</c>; Lovász
-    /// histogram <paramref name="bins"/>, 0 exact) after <paramref name="warmup"/> untimed steps: a fresh model and
-    /// optimizer each block, as PyTorch's side. <see cref="ThreadChoiceBench"/> times the same step, with
-    /// <paramref name="tuner"/> settling the thread count as the trainer does.</summary>
-    internal static List<double> SegSteps(string loss, Device device, int warmup, int steps, int bins = 0, ThreadTuner? tuner = null)
+    /// <summary>Per-step milliseconds of Seg's step (<paramref name="loss"/>: <c>ce</c> or <c>ce_lovasz</c>) as
+    /// <paramref name="o"/> sets it up: a fresh model and optimizer each block, as PyTorch's side.
+    /// <see cref="ThreadChoiceBench"/> times the same step, with <paramref name="tuner"/> settling the thread count
+    /// as the trainer does.</summary>
+    internal static List<double> SegSteps(string loss, Device device, Options o, ThreadTuner? tuner = null)
     {
         using var outer = NewDisposeScope();
         manual_seed(0);
-        var model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = 3, UnetBaseWidth = 16, UnetBilinear = true });
+        var model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = o.Depth, UnetBaseWidth = o.Width, UnetBilinear = true });
         model.to(device).train();
         var optimizer = optim.AdamW(model.parameters(), 0.003, weight_decay: 1e-4);
         var terms = new List<LossTerm> { new("cross_entropy", new CrossEntropyLoss(ignoreIndex: 255)) };
-        if (loss == "ce_lovasz") terms.Add(new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255, bins: bins)));
+        if (loss == "ce_lovasz") terms.Add(new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255, bins: o.Bins)));
         var criterion = new CompositeLoss(terms);
         criterion.to(device);
-        var images = randn(Batch, 3, Size, Size).to(device);
-        var labels = randint(0, Classes, [Batch, Size, Size], dtype: ScalarType.Int64)
-            .masked_fill(rand(Batch, Size, Size).lt(0.05), 255).to(device);
+        var images = randn(o.Batch, 3, o.Size, o.Size).to(device);
+        var labels = randint(0, Classes, [o.Batch, o.Size, o.Size], dtype: ScalarType.Int64)
+            .masked_fill(rand(o.Batch, o.Size, o.Size).lt(0.05), 255).to(device);
+        ScalarType? autocast = o.Precision switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, _ => null };
+        var scaler = o.Precision == "fp16" ? new GradScaler() : null;
         var times = new List<double>();
-        for (int i = 0; i < warmup + steps; i++)
+        for (int i = 0; i < o.Warmup + o.Steps; i++)
         {
             Synchronize(device);
             tuner?.BeforeStep();
             var watch = Stopwatch.StartNew();
             using (NewDisposeScope())
             {
-                var value = criterion.forward(model.forward(images), labels);
+                Tensor value;
+                using (autocast is { } dtype ? Autocast.Enable(device.type, dtype) : null)
+                    value = criterion.forward(model.forward(images), labels);
                 optimizer.zero_grad();
-                value.backward();
-                optimizer.step();
+                if (scaler is null)
+                {
+                    value.backward();
+                    optimizer.step();
+                }
+                else
+                {
+                    scaler.Scale(value).backward();
+                    scaler.Step(optimizer);
+                    scaler.Update();
+                }
             }
             Synchronize(device);
             tuner?.AfterStep(watch.Elapsed);
-            if (i >= warmup) times.Add(watch.Elapsed.TotalMilliseconds);
+            if (i >= o.Warmup) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         return times;
     }
@@ -131,7 +152,8 @@ public static class TrainStepComparison
         };
         foreach (var a in new[] { script, "--loss", loss, "--device", o.Device == "auto" ? (cuda.is_available() ? "cuda" : "cpu") : o.Device,
                      "--steps", $"{o.Steps}", "--warmup", $"{o.Warmup}", "--threads", $"{get_num_threads()}",
-                     "--mkldnn", PyTorchUsesOneDnn(o) ? "on" : "off" })
+                     "--mkldnn", PyTorchUsesOneDnn(o) ? "on" : "off", "--precision", o.Precision, "--size", $"{o.Size}", "--batch", $"{o.Batch}",
+                     "--depth", $"{o.Depth}", "--width", $"{o.Width}" })
             psi.ArgumentList.Add(a);
         // The same heap settings as this process, so that neither side pays page faults the other does not.
         if (HeapTuning.Applied)
@@ -161,9 +183,14 @@ public static class TrainStepComparison
     }
 
 
-    sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
-        string Python, string? Script, string[] Losses, string? Json, string PyTorchOneDnn = "same")
+    /// <summary>The step's settings (<c>train-step</c>'s options).</summary>
+    internal sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
+        string Python, string? Script, string[] Losses, string? Json, string PyTorchOneDnn = "same",
+        string Precision = "fp32", int Size = 64, int Batch = 8, int Depth = 3, int Width = 16)
     {
+        /// <summary>The defaults: the default config's step on the CPU, <paramref name="steps"/> timed after <paramref name="warmup"/>.</summary>
+        public static Options Default(int warmup, int steps) => Parse([]) with { Warmup = warmup, Steps = steps };
+
         public static Options Parse(string[] args)
         {
             var o = new Options("cpu", 2, 7, 20, 5, 0, true,
@@ -185,8 +212,13 @@ public static class TrainStepComparison
                     "--script" => o with { Script = Next() },
                     "--losses" => o with { Losses = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                     "--json" => o with { Json = Next() },
+                    "--precision" => o with { Precision = Next() is var pr && pr is "fp32" or "bf16" or "fp16" ? pr : throw new ArgumentException($"train-step: --precision takes fp32, bf16 or fp16, got '{pr}'") },
+                    "--size" => o with { Size = Math.Max(1, Int()) },
+                    "--batch" => o with { Batch = Math.Max(1, Int()) },
+                    "--unet-depth" => o with { Depth = Math.Max(1, Int()) },
+                    "--unet-width" => o with { Width = Math.Max(1, Int()) },
                     "--pytorch-onednn" => o with { PyTorchOneDnn = Next() is var v && v is "same" or "on" or "off" ? v : throw new ArgumentException($"train-step: --pytorch-onednn takes same, on or off, got '{v}'") },
-                    _ => throw new ArgumentException($"train-step: unknown option '{args[i]}' (options: --device, --threads, --rounds, --steps, --warmup, --bins, --losses ce,ce_lovasz, --python, --script, --no-pytorch, --json, --pytorch-onednn same|on|off)"),
+                    _ => throw new ArgumentException($"train-step: unknown option '{args[i]}' (options: --device, --threads, --rounds, --steps, --warmup, --bins, --losses ce,ce_lovasz, --python, --script, --no-pytorch, --json, --pytorch-onednn same|on|off, --precision, --size, --batch, --unet-depth, --unet-width)"),
                 };
             }
             foreach (var l in o.Losses)

@@ -22,7 +22,8 @@ public sealed class BadSampleLog
         get { lock (gate) return files.Count; }
     }
 
-    /// <summary>How many reads were skipped (a bad sample read in several epochs counts each time).</summary>
+    /// <summary>How many reads were skipped (a dataset reads a bad sample once; several dataset objects over the same
+    /// files may each meet it).</summary>
     public int Events => Volatile.Read(ref events);
 
     /// <summary>The first messages (at most 20), each naming the file and the value at fault.</summary>

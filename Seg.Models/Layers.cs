@@ -7,8 +7,8 @@ namespace Seg.Models;
 /// <summary>Small layer builders shared by the models, with PyTorch's defaults spelled out once.</summary>
 internal static class Layers
 {
-    public static Conv2d Conv3x3(long inC, long outC, long stride = 1, long dilation = 1, bool bias = false) =>
-        Conv2d(inC, outC, 3, stride: stride, padding: dilation, dilation: dilation, bias: bias);
+    public static Conv2d Conv3x3(long inC, long outC, long stride = 1, long dilation = 1, bool bias = false, long groups = 1) =>
+        Conv2d(inC, outC, 3, stride: stride, padding: dilation, dilation: dilation, bias: bias, groups: groups);
 
     public static Conv2d Conv1x1(long inC, long outC, long stride = 1, bool bias = false) =>
         Conv2d(inC, outC, 1, stride: stride, bias: bias);

@@ -28,6 +28,9 @@ public sealed record ModelOptions
     /// <summary>The deepest UNet built: six down-sampling steps (a 64-pixel input reaches 1×1 there).</summary>
     public const int MaxUnetDepth = 6;
 
+    /// <summary>The widest UNet first stage (the default is 64): a width of a million ended in a raw allocation failure.</summary>
+    public const int MaxUnetBaseWidth = 1024;
+
     /// <summary>UNet: channels of the first stage; stage <c>i</c> has <c>UnetBaseWidth·2^i</c>.</summary>
     public int UnetBaseWidth { get; init; } = 64;
 
@@ -60,6 +63,8 @@ public sealed record ModelOptions
             yield return (nameof(UnetDepth), $"{UnetDepth} is out of range [{MinUnetDepth}, {MaxUnetDepth}]");
         if (UnetBaseWidth < 1)
             yield return (nameof(UnetBaseWidth), $"{UnetBaseWidth} must be at least 1");
+        else if (UnetBaseWidth > MaxUnetBaseWidth)
+            yield return (nameof(UnetBaseWidth), $"{UnetBaseWidth} is above the maximum {MaxUnetBaseWidth}");
         if (InChannels < 1)
             yield return (nameof(InChannels), $"{InChannels} must be at least 1");
     }

@@ -102,7 +102,8 @@ internal static class OnnxModelFile
         public long Length(long end = long.MaxValue)
         {
             ulong length = Varint();
-            if (length > (ulong)(Math.Min(end, stream.Length) - stream.Position))
+            long left = Math.Min(end, stream.Length) - stream.Position; // negative when the varint itself overran its field
+            if (left < 0 || length > (ulong)left)
                 throw Corrupt($"a field of {length} bytes at offset {stream.Position} runs past its end");
             return (long)length;
         }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Seg.Core;
+using Seg.Core.Native;
 
 namespace Seg.Tests;
 

@@ -1,4 +1,5 @@
 using Seg.Core;
+using Seg.Core.Native;
 using Seg.Train.Cli;
 
 // Before libtorch allocates anything: keep freed heap memory for the next step (see HeapTuning).

@@ -19,6 +19,7 @@ namespace Seg.Bench.SoftmaxFamily;
 /// </summary>
 public static class SoftmaxFamilyExperiment
 {
+    /// <summary>The <c>softmax-family</c> verb: trains and tests every loss chosen in <paramref name="args"/> and prints the table.</summary>
     public static void Run(string[] args)
     {
         var options = Options.Parse(args);

@@ -96,6 +96,10 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                    help="bf16/fp16: forward and loss under torch.autocast, fp16 with a GradScaler (CUDA)")
     ap.add_argument("--mkldnn", choices=["on", "off"], default="on",
                     help="off: ATen's own convolutions, as Seg uses on CPUs where oneDNN is switched off")
     a = ap.parse_args()
@@ -109,7 +113,11 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
-    model = UNet(a.classes).to(dev).train()
+    model = UNet(a.classes, a.depth, a.width).to(dev).train()
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+    if amp_dtype == torch.float16 and dev.type == "cpu" and torch.__version__ < "2":
+        raise SystemExit("PyTorch %s has no float16 autocast on the CPU" % torch.__version__)
+    scaler = torch.cuda.amp.GradScaler() if amp_dtype == torch.float16 and dev.type == "cuda" else None
     opt = torch.optim.AdamW(model.parameters(), lr=0.003, weight_decay=1e-4)
     images = torch.randn(a.batch, 3, a.size, a.size, device=dev)
     labels = torch.randint(0, a.classes, (a.batch, a.size, a.size), device=dev)
@@ -119,18 +127,24 @@ def main():
     for i in range(a.warmup + a.steps):
         sync()
         t0 = time.perf_counter()
-        logits = model(images)
-        loss = F.cross_entropy(logits, labels, ignore_index=255)
-        if a.loss == "ce_lovasz":
-            loss = loss + lovasz_softmax_official(logits.softmax(1), labels)
+        with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels, ignore_index=255)
+            if a.loss == "ce_lovasz":  # in float32, as Seg's losses
+                loss = loss + lovasz_softmax_official(logits.float().softmax(1), labels)
         opt.zero_grad(set_to_none=False)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         sync()
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1000)
     print(json.dumps({"loss": a.loss, "device": a.device, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "mkldnn": a.mkldnn, "steps_ms": times}))
+                      "torch": torch.__version__, "mkldnn": a.mkldnn, "precision": a.precision, "steps_ms": times}))
 
 
 if __name__ == "__main__":

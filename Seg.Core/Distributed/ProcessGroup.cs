@@ -79,14 +79,12 @@ public sealed unsafe class ProcessGroup : IDisposable
     {
         if (mpi is null) return;
         var type = MpiType<T>();
-        var mpiOp = op switch { ReduceOp.Sum => mpi.Sum, ReduceOp.Min => mpi.Min, _ => mpi.Max };
+        var mpiOp = MpiOp(op);
         fixed (T* p = data)
-            for (long done = 0; done < data.Length;)
-            {
-                int n = (int)Math.Min(int.MaxValue, data.Length - done);
-                mpi.AllReduceInPlace(p + done, n, type, mpiOp);
-                done += n;
-            }
+        {
+            var address = (IntPtr)p;   // a fixed pointer cannot be captured; the address can (it stays pinned here)
+            InChunks(data.Length, (done, n) => mpi.AllReduceInPlace((T*)address + done, n, type, mpiOp));
+        }
     }
 
     /// <summary>Copies <paramref name="root"/>'s <paramref name="data"/> into every rank's (same length on every rank).</summary>
@@ -95,13 +93,24 @@ public sealed unsafe class ProcessGroup : IDisposable
         if (mpi is null) return;
         var type = MpiType<T>();
         fixed (T* p = data)
-            for (long done = 0; done < data.Length;)
-            {
-                int n = (int)Math.Min(int.MaxValue, data.Length - done);
-                mpi.Broadcast(p + done, n, type, root);
-                done += n;
-            }
+        {
+            var address = (IntPtr)p;
+            InChunks(data.Length, (done, n) => mpi.Broadcast((T*)address + done, n, type, root));
+        }
     }
+
+    // MPI counts are int: longer buffers go in chunks of at most int.MaxValue elements.
+    static void InChunks(long length, Action<long, int> call)
+    {
+        for (long done = 0; done < length;)
+        {
+            int n = (int)Math.Min(int.MaxValue, length - done);
+            call(done, n);
+            done += n;
+        }
+    }
+
+    IntPtr MpiOp(ReduceOp op) => op switch { ReduceOp.Sum => mpi!.Sum, ReduceOp.Min => mpi!.Min, _ => mpi!.Max };
 
     /// <summary>Broadcasts a byte array whose length only <paramref name="root"/> knows; every rank gets a copy.</summary>
     public byte[] Broadcast(byte[]? data, int root = 0)
@@ -137,7 +146,7 @@ public sealed unsafe class ProcessGroup : IDisposable
                 Communicator().AllReduceInPlace(DataPointer(buffer), buffer.numel(), NcclType(buffer.dtype),
                     op switch { ReduceOp.Sum => Nccl.Sum, ReduceOp.Min => Nccl.Min, _ => Nccl.Max });
             else if (buffer.device_type == DeviceType.CPU)
-                HostCollective(buffer, (p, n, type) => mpi.AllReduceInPlace((void*)p, n, type, op switch { ReduceOp.Sum => mpi.Sum, ReduceOp.Min => mpi.Min, _ => mpi.Max }));
+                HostCollective(buffer, (p, n, type) => mpi.AllReduceInPlace((void*)p, n, type, MpiOp(op)));
             else
                 throw new NotSupportedException($"collectives on {buffer.device} tensors: only CPU (MPI) and CUDA (NCCL) are supported");
         });
@@ -212,12 +221,7 @@ public sealed unsafe class ProcessGroup : IDisposable
             _ => throw new NotSupportedException($"MPI collectives on {buffer.dtype} tensors: use float32, float64, int64 or uint8"),
         };
         var p = DataPointer(buffer);
-        for (long done = 0, total = buffer.numel(); done < total;)
-        {
-            int n = (int)Math.Min(int.MaxValue, total - done);
-            call(p + (nint)(done * size), n, type);
-            done += n;
-        }
+        InChunks(buffer.numel(), (done, n) => call(p + (nint)(done * size), n, type));
     }
 
     static IntPtr DataPointer(Tensor t) => t.dtype switch

@@ -6,7 +6,10 @@ namespace Seg.Core.Losses;
 /// <summary>
 /// A weighted sum of named loss terms whose weights follow a schedule over training progress, e.g. cross-entropy
 /// alone, then cross-entropy + Lovász-Softmax from 50 % of training (the fine-tuning recipe of Berman et al.,
-/// CVPR 2018). The trainer sets <see cref="Progress"/> each step; inactive terms are not computed; the unweighted
+/// CVPR 2018). The schedule needs the training progress: pass it with every call,
+/// <see cref="call(Tensor, Tensor, double)"/> (what the trainer does in effect), or set <see cref="Progress"/> before
+/// the calls of each step. A composite with a scheduled term (Start &gt; 0 or End &lt; 1) refuses to run before any
+/// progress was given, instead of silently leaving that term off. Inactive terms are not computed; the unweighted
 /// value of every active term of the last forward is in <see cref="LastValues"/> for logging. The forward reads
 /// nothing back from the device: the values are read when <see cref="LastValues"/> is first asked for one.
 /// </summary>
@@ -14,7 +17,7 @@ public sealed class CompositeLoss : nn.Module<Tensor, Tensor, Tensor>
 {
     readonly LossTerm[] terms;
     TermValues lastValues = TermValues.None;
-    double progress;
+    double? progress;   // null until given: see Progress
 
     /// <summary>Creates the composite from its terms; they are registered as submodules under their names.</summary>
     /// <exception cref="ArgumentException">No terms, an empty, dotted or repeated name, a non-finite weight or a
@@ -45,16 +48,27 @@ public sealed class CompositeLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>The terms, in order.</summary>
     public IReadOnlyList<LossTerm> Terms => terms;
 
-    /// <summary>Training progress in [0,1], set by the trainer each step.</summary>
+    /// <summary>Training progress in [0,1] (0 until given), which the terms' schedules read. Set it before the
+    /// calls of each training step, or pass it with <see cref="call(Tensor, Tensor, double)"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value outside [0,1] (or NaN).</exception>
     public double Progress
     {
-        get => progress;
+        get => progress ?? 0;
         set
         {
             if (!(value >= 0 && value <= 1))
                 throw new ArgumentOutOfRangeException(nameof(value), value, "progress must lie in [0,1].");
             progress = value;
         }
+    }
+
+    /// <summary>The loss at training progress <paramref name="progress"/> in [0,1]: sets <see cref="Progress"/>,
+    /// then runs the module as <c>call(logits, labels)</c> does.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="progress"/> outside [0,1].</exception>
+    public Tensor call(Tensor logits, Tensor labels, double progress)
+    {
+        Progress = progress;
+        return call(logits, labels);
     }
 
     /// <summary>The term's weight at this progress: Weight when Start ≤ progress &lt; End (End = 1 includes 1), else 0.</summary>
@@ -71,15 +85,21 @@ public sealed class CompositeLoss : nn.Module<Tensor, Tensor, Tensor>
     public IReadOnlyDictionary<string, double> LastValues => lastValues;
 
     /// <inheritdoc/>
+    /// <exception cref="InvalidOperationException">A term has a schedule and no progress was ever given.</exception>
     public override Tensor forward(Tensor logits, Tensor labels)
     {
+        if (progress is null && terms.FirstOrDefault(t => t.Start > 0 || t.End < 1) is { } scheduled)
+            throw new InvalidOperationException(
+                $"CompositeLoss: term '{scheduled.Name}' runs from {scheduled.Start} to {scheduled.End} of training, but no progress " +
+                "was given; call(logits, labels, progress) or set Progress before each step's calls, or the term never turns on.");
+        var at = Progress;
         using var scope = NewDisposeScope();
         var names = new List<string>();
         var values = new List<Tensor>();
         Tensor? total = null;
         foreach (var term in terms)
         {
-            double weight = WeightAt(term, progress);
+            double weight = WeightAt(term, at);
             if (weight == 0) continue;
             var value = term.Loss.call(logits, labels);
             names.Add(term.Name);

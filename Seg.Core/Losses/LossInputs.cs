@@ -59,6 +59,7 @@ internal static class LossInputs
     public static (Tensor Logits, Tensor Labels) MultiClass(Tensor logits, Tensor labels)
     {
         RequireFloating(logits, "logits");
+        RequireSameDevice(logits, labels);
         var l = logits.shape;
         var y = labels.shape;
         if (l.Length == 4 && y.Length == 3 && y[0] == l[0] && y[1] == l[2] && y[2] == l[3])
@@ -76,6 +77,7 @@ internal static class LossInputs
     public static (Tensor Logits, Tensor Labels) Binary(Tensor logits, Tensor labels)
     {
         RequireFloating(logits, "logits");
+        RequireSameDevice(logits, labels);
         var l = logits.shape;
         var y = labels.shape;
         if (y.Length == 3 && l.Length == 4 && l[1] == 1 && l[0] == y[0] && l[2] == y[1] && l[3] == y[2])
@@ -95,8 +97,13 @@ internal static class LossInputs
     /// <summary>The non-ignored pixels of <paramref name="labels"/> whose labels are classes in
     /// [0, <paramref name="classCount"/>): a bad label throws at once on the CPU, and is left out and reported
     /// later by <see cref="LabelChecks.ThrowIfAnyFailed"/> on other devices (no host synchronisation).</summary>
-    public static Tensor CheckedValidMask(Tensor labels, long? ignoreIndex, long classCount, string what) =>
-        LabelChecks.Check(labels, ValidMask(labels, ignoreIndex), classCount, what);
+    /// <exception cref="ArgumentException">Also when <paramref name="ignoreIndex"/> is a class id (<see cref="IgnoreIndexRule.Check"/>).</exception>
+    public static Tensor CheckedValidMask(Tensor labels, long? ignoreIndex, long classCount, string what)
+    {
+        IgnoreIndexRule.Check(ignoreIndex, classCount);
+        return LabelChecks.Check(labels, ValidMask(labels, ignoreIndex), classCount, what);
+    }
+
 
     /// <summary>How often each value in [0, <paramref name="length"/>) occurs in the int64
     /// <paramref name="values"/>, counted on their device by a scatter-add into a tensor of that length. (ATen's
@@ -147,8 +154,32 @@ internal static class LossInputs
     /// <summary>Every label must be a class index in [0, classes) or the ignore index.</summary>
     internal static void CheckLabelRange(string owner, Tensor labels, long classes, long ignoreIndex)
     {
+        IgnoreIndexRule.Check(ignoreIndex, classes);
         using var scope = NewDisposeScope();
         LabelChecks.CheckNow(labels, ValidMask(labels, ignoreIndex), classes, owner);
+    }
+
+    /// <summary>Labels must be on the logits' device (libtorch's own error names neither).</summary>
+    internal static void RequireSameDevice(Tensor logits, Tensor labels)
+    {
+        if (logits.device_type != labels.device_type || logits.device_index != labels.device_index)
+            throw new ArgumentException($"labels are on {labels.device} but logits on {logits.device}; move both to one device.", nameof(labels));
+    }
+
+    /// <summary>The most classes a loss takes: beyond it, a one-hot or a per-class table would not fit any device.</summary>
+    internal const long MaxClasses = 1L << 20;
+
+    /// <summary>The most elements of a loss's own [classes, features] parameter table (8 GiB of float32).</summary>
+    internal const long MaxTableElements = 1L << 31;
+
+    /// <summary>Refuses, before allocating, a class count or a [classes, features] table that no device holds.</summary>
+    internal static void CheckTableSize(string owner, long features, long classes)
+    {
+        if (classes > MaxClasses)
+            throw new ArgumentOutOfRangeException(nameof(classes), classes, $"{owner}: classes must be at most {MaxClasses}.");
+        if (features > MaxTableElements / Math.Max(1, classes))
+            throw new ArgumentOutOfRangeException(nameof(features), features,
+                $"{owner}: a table of {classes} classes × {features} features exceeds {MaxTableElements} elements.");
     }
 
     /// <summary>Both tensors must share a dtype (the module's parameters follow <c>.to(dtype)</c>).</summary>

@@ -38,12 +38,15 @@ public sealed class ConfusionMatrix : IDisposable
     /// <param name="ignoreIndex">Label value that marks pixels to leave out (255 as in VOC and Cityscapes).</param>
     public ConfusionMatrix(int numClasses, long ignoreIndex = 255)
     {
-        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "numClasses must be at least 1.");
-        if (ignoreIndex >= 0 && ignoreIndex < numClasses)
-            throw new ArgumentException($"ignoreIndex {ignoreIndex} is a valid class index (numClasses = {numClasses}).", nameof(ignoreIndex));
+        if (numClasses < 1 || numClasses > MaxClasses)
+            throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, $"numClasses must lie in [1, {MaxClasses}] (the matrix is C×C per image).");
+        Losses.IgnoreIndexRule.Check(ignoreIndex, numClasses);
         NumClasses = numClasses;
         IgnoreIndex = ignoreIndex;
     }
+
+    /// <summary>The most classes a matrix takes: C×C int64 counts per image of a batch, 2 GiB each at the bound.</summary>
+    public const int MaxClasses = 1 << 14;
 
     /// <summary>Number of classes C.</summary>
     public int NumClasses { get; }
@@ -86,6 +89,7 @@ public sealed class ConfusionMatrix : IDisposable
         if (pred.device_type != labels.device_type || pred.device_index != labels.device_index)
             throw new ArgumentException($"predictions are on {pred.device} but labels on {labels.device}.", nameof(predictions));
 
+        if (labels.NumberOfElements == 0) return;   // an empty batch (B = 0, or no pixels) adds nothing to count
         var batched = labels.dim() >= 3;
         var lab = (batched ? labels : labels.unsqueeze(0)).flatten(1).to(ScalarType.Int64);
         var prd = (batched ? pred : pred.unsqueeze(0)).flatten(1).to(ScalarType.Int64);

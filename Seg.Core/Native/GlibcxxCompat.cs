@@ -15,7 +15,7 @@ namespace Seg.Core.Native;
 /// (the MSBuild target in <c>build/Seg.Core.targets</c> loads this assembly) and at start-up from
 /// <see cref="SegRuntime.Initialize"/>; it deliberately references no TorchSharp type.
 /// </remarks>
-public static class GlibcxxCompat
+internal static class GlibcxxCompat
 {
     /// <summary>The shim TorchSharp loads first.</summary>
     public const string ShimFileName = "libLibTorchSharp.so";

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Seg.Core;
+namespace Seg.Core.Native;
 
 /// <summary>
 /// Keeps glibc's heap from handing freed memory back to the kernel at every training step. libtorch's CPU

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.IO.Compression;
 using Seg.Core;
+using Seg.Core.Readers;
 
 namespace Seg.Data.Datasets;
 

@@ -4,7 +4,7 @@ using Seg.Data.Imaging;
 namespace Seg.Data.Datasets;
 
 /// <summary>
-/// <c>images/</c> + <c>masks/</c> with matching file stems (png, jpg, bmp, tif). With split sub-folders
+/// <c>images/</c> + <c>masks/</c> with matching file stems (<see cref="SampleFiles.ImageExtensions"/>). With split sub-folders
 /// (<c>images/train</c>, <c>masks/train</c>) the split picks one; without them every file is in every split.
 /// Masks are 8-bit index images or palette PNGs (the palette index is the label).
 /// </summary>
@@ -74,11 +74,24 @@ public sealed class FolderDataset : FileDatasetBase
             using var wide = new Mat();
             mask.ConvertTo(wide, MatType.CV_32SC1);
             Cv2.Compare(wide, new Scalar(ignoreIndex), valid, CmpTypes.NE);
-            Cv2.MinMaxLoc(wide, out _, out double m, out _, out _, valid);
+            Cv2.MinMaxLoc(wide, out _, out double m, out _, out Point at, valid);
+            if (m >= MaxInferredClasses)
+            {
+                var e = new BadSampleException(s.MaskPath, $"label {m} at (x={at.X}, y={at.Y}) would make {m + 1} classes, beyond the {MaxInferredClasses} " +
+                                                          "that the folder dataset infers from masks; set data.num_classes if there really are that many, or fix the mask");
+                if (mode == BadSampleMode.Error) throw e;
+                rejected.Add(e);
+                samples.Remove(s);
+                continue;
+            }
             max = Math.Max(max, (long)m);
         }
         return (int)max + 1;
     }
+
+    /// <summary>The most classes <see cref="Open"/> infers from the masks' largest label when <c>num_classes</c> is not
+    /// given: one stray 16-bit value (60000) would otherwise make a model with 60001 outputs.</summary>
+    public const int MaxInferredClasses = 1024;
 
     // The first mask's own palette when it is a palette PNG, else VOC's colours.
     static IReadOnlyList<(byte R, byte G, byte B)> FilePalette(string maskPath, int numClasses)

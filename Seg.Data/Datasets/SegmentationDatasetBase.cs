@@ -2,8 +2,8 @@ namespace Seg.Data.Datasets;
 
 /// <summary>
 /// Shared behaviour of Seg's datasets: metadata, index checks, and the <see cref="BadSampleMode.Skip"/> policy
-/// (a bad sample is replaced by the next readable index, so that a run stays deterministic, and logged in
-/// <see cref="BadSamples"/>).
+/// (a bad sample is replaced by the next readable index, so that a run stays deterministic, logged in
+/// <see cref="BadSamples"/>, and not read again by this dataset object).
 /// </summary>
 public abstract class SegmentationDatasetBase : ISegmentationDataset
 {
@@ -40,6 +40,8 @@ public abstract class SegmentationDatasetBase : ISegmentationDataset
     /// <summary>Samples skipped so far (also those dropped while listing the files).</summary>
     public BadSampleLog BadSamples { get; } = new();
 
+    readonly System.Collections.Concurrent.ConcurrentDictionary<int, bool> knownBad = new();
+
     /// <inheritdoc/>
     public SegmentationSample Get(int index)
     {
@@ -48,18 +50,22 @@ public abstract class SegmentationDatasetBase : ISegmentationDataset
         for (int attempt = 0; attempt < Count; attempt++)
         {
             int i = (index + attempt) % Count;
+            // A sample found bad once stays skipped for the rest of the run: it is not read (nor a bomb decoded) again.
+            if (knownBad.ContainsKey(i)) continue;
             try
             {
                 return Load(i);
             }
             catch (BadSampleException e) when (OnBadSample == BadSampleMode.Skip)
             {
+                knownBad[i] = true;
                 BadSamples.Add(e);
             }
             catch (Exception e) when (OnBadSample == BadSampleMode.Skip && e is not OperationCanceledException)
             {
                 // Skip means skip: whatever reading the sample threw (the readers throw BadSampleException, but a
                 // decoder or a subclass's mapping may fail otherwise) leaves it out and is counted.
+                knownBad[i] = true;
                 BadSamples.Add(new BadSampleException($"{Describe()} sample {i}", $"cannot be read ({e.GetType().Name}: {e.Message})", e));
             }
         }

@@ -4,6 +4,7 @@ using System.IO.Compression;
 using System.Text;
 using OpenCvSharp;
 using Seg.Core;
+using Seg.Core.Readers;
 
 namespace Seg.Data.Imaging;
 

@@ -1,5 +1,7 @@
 using OpenCvSharp;
 using Seg.Core;
+using Seg.Core.IO;
+using Seg.Core.Readers;
 using Seg.Onnx.Imaging;
 
 namespace Seg.Data.Imaging;
@@ -10,8 +12,9 @@ namespace Seg.Data.Imaging;
 /// </summary>
 public static class SampleFiles
 {
-    /// <summary>Image file extensions the file-backed datasets accept.</summary>
-    public static readonly IReadOnlyList<string> ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"];
+    /// <summary>Image file extensions (lower case) that the file-backed datasets accept: <see cref="ImageFiles.Extensions"/>,
+    /// the one list that <c>predict</c> uses too (WebP included).</summary>
+    public static IReadOnlyList<string> ImageExtensions => ImageFiles.Extensions;
 
     /// <summary>What a file-backed dataset allocates per pixel of an image after decoding it: the float32 RGB tensor
     /// (12 bytes) the loader makes at the image's own size, counted with the decode against
@@ -27,9 +30,16 @@ public static class SampleFiles
     /// over the limit; whatever the decoder throws comes out as this, naming the file.</exception>
     public static Mat ReadImage(string path, long pipelineBytesPerPixel = TensorBytesPerPixel)
     {
-        if (!File.Exists(path) && !Directory.Exists(path)) throw new BadSampleException(path, "image file is missing");
+        if (!File.Exists(path) && !Directory.Exists(path)) throw Missing(path, "image");
         return Guarded(path, "image", () => ImageFiles.Read(path, ImreadModes.Color, pipelineBytesPerPixel, ReaderLimits.MaxDecompressedBytes, LimitName));
     }
+
+    // A name that is not valid UTF-8 reaches .NET with U+FFFD in place of the bad bytes and cannot be opened under
+    // that name: say so, rather than "missing".
+    static BadSampleException Missing(string path, string what) =>
+        Path.GetFileName(path).Contains('\uFFFD')
+            ? new BadSampleException(path, $"the {what} file's name is not valid UTF-8 (shown with U+FFFD), so it cannot be opened by that name; rename the file")
+            : new BadSampleException(path, $"{what} file is missing");
 
     const string LimitName = $"ReaderLimits.MaxDecompressedBytes or {ReaderLimits.MaxDecompressedBytesVariable} raise it";
 
@@ -41,11 +51,11 @@ public static class SampleFiles
     /// <exception cref="BadSampleException">As for <see cref="ReadImage"/>, and for a mask of the wrong type.</exception>
     public static Mat ReadMask(string path, long ignoreIndex)
     {
-        if (!File.Exists(path) && !Directory.Exists(path)) throw new BadSampleException(path, "mask file is missing");
+        if (!File.Exists(path) && !Directory.Exists(path)) throw Missing(path, "mask");
         return Guarded(path, "mask", () =>
         {
             Mat mask;
-            RegularFile.Require(path, "mask"); // before the palette reader opens it
+            FileChecks.RequireRegularFile(path, "mask"); // before the palette reader opens it
             if (PalettePng.TryRead(path, out var indices, out _)) mask = indices!;
             else
             {

@@ -6,7 +6,8 @@ using static TorchSharp.torch.nn;
 namespace Seg.Models.Backbones;
 
 /// <summary>ResNet-50/101 bottleneck block (1×1 → 3×3 → 1×1, stride on the 3×3 as in torchvision's "ResNet V1.5").
-/// Names match torchvision: <c>conv1..3</c>, <c>bn1..3</c>, <c>downsample</c>.</summary>
+/// Names match torchvision: <c>conv1..3</c>, <c>bn1..3</c>, <c>downsample</c>. With <c>groups</c> &gt; 1 the 3×3 is a
+/// grouped convolution of width planes·widthPerGroup/64·groups (ResNeXt, Xie et al., CVPR 2017).</summary>
 public sealed class Bottleneck : Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>Output channels per input "plane".</summary>
@@ -17,19 +18,17 @@ public sealed class Bottleneck : Module<Tensor, Tensor>, IOnnxExportable
     readonly Module<Tensor, Tensor> bn1, bn2, bn3;
     readonly Sequential? downsample;
 
-    /// <summary>Builds the block as torchvision does.</summary>
-    /// <param name="inplanes">Input channels.</param>
-    /// <param name="planes">Width of the 1×1 and 3×3 convolutions; the output has <c>planes × </c><see cref="Expansion"/> channels.</param>
-    /// <param name="stride">Stride of the 3×3 convolution.</param>
-    /// <param name="downsample">Projection of the identity path when the shape changes, or null.</param>
-    /// <param name="dilation">Dilation of the 3×3 convolution (DeepLab's dilated layers).</param>
-    public Bottleneck(long inplanes, long planes, long stride, Sequential? downsample, long dilation) : base(nameof(Bottleneck))
+    /// <summary>A block; <paramref name="groups"/> and <paramref name="widthPerGroup"/> as torchvision's
+    /// (1 and 64 for ResNet, 32 and 4 or 8 for ResNeXt).</summary>
+    public Bottleneck(long inplanes, long planes, long stride, Sequential? downsample, long dilation, long groups = 1, long widthPerGroup = 64)
+        : base(nameof(Bottleneck))
     {
-        conv1 = Layers.Conv1x1(inplanes, planes);
-        bn1 = Layers.Bn(planes);
-        conv2 = Layers.Conv3x3(planes, planes, stride, dilation);
-        bn2 = Layers.Bn(planes);
-        conv3 = Layers.Conv1x1(planes, planes * Expansion);
+        long width = planes * widthPerGroup / 64 * groups;
+        conv1 = Layers.Conv1x1(inplanes, width);
+        bn1 = Layers.Bn(width);
+        conv2 = Layers.Conv3x3(width, width, stride, dilation, groups: groups);
+        bn2 = Layers.Bn(width);
+        conv3 = Layers.Conv1x1(width, planes * Expansion);
         bn3 = Layers.Bn(planes * Expansion);
         this.downsample = downsample;
         register_module(nameof(conv1), conv1);

@@ -12,13 +12,14 @@ namespace Seg.Models.Backbones;
 /// state_dicts load without renaming. Without a classifier (<c>numClasses = 0</c>) it is a backbone: there is no
 /// <c>fc</c> and <see cref="Features"/> is the way in.
 /// </summary>
-public sealed class ResNet : Module<Tensor, Tensor>, IOnnxExportable
+public sealed class ResNet : Module<Tensor, Tensor>, IOnnxExportable, IEncoder, IEncoderExport
 {
     readonly Conv2d conv1;
     // Declared as modules, not BatchNorm2d (sealed), so that SyncBatchNorm.convert_sync_batchnorm can replace them.
     readonly Module<Tensor, Tensor> bn1;
     readonly Sequential layer1, layer2, layer3, layer4;
     readonly Linear? fc;
+    readonly long groups, widthPerGroup;
     long inplanes = 64;
     long dilation = 1;
 
@@ -33,9 +34,16 @@ public sealed class ResNet : Module<Tensor, Tensor>, IOnnxExportable
     /// <param name="numClasses">Classes of the <c>fc</c> classifier; 0 for a backbone without <c>fc</c>.</param>
     /// <param name="replaceStrideWithDilation">For layer2..4: trade that layer's stride for dilation (DeepLab).</param>
     /// <param name="inChannels">Image channels.</param>
-    public ResNet(bool bottleneck, int[] blocks, int numClasses, bool[]? replaceStrideWithDilation = null, long inChannels = 3)
+    /// <param name="groups">Groups of the bottlenecks' 3×3 convolutions (32 for ResNeXt).</param>
+    /// <param name="widthPerGroup">Channels per group at 64 planes (torchvision's width_per_group: 64 for ResNet, 4 or 8 for ResNeXt).</param>
+    public ResNet(bool bottleneck, int[] blocks, int numClasses, bool[]? replaceStrideWithDilation = null, long inChannels = 3,
+        long groups = 1, long widthPerGroup = 64)
         : base(nameof(ResNet))
     {
+        if (!bottleneck && (groups != 1 || widthPerGroup != 64))
+            throw new ArgumentException("Basic blocks only support groups = 1 and widthPerGroup = 64 (as torchvision).", nameof(groups));
+        this.groups = groups;
+        this.widthPerGroup = widthPerGroup;
         if (blocks.Length != 4) throw new ArgumentException("ResNet needs 4 block counts.", nameof(blocks));
         var dilate = replaceStrideWithDilation ?? [false, false, false];
         if (dilate.Length != 3) throw new ArgumentException("replaceStrideWithDilation needs 3 entries (layer2..4).", nameof(replaceStrideWithDilation));
@@ -83,8 +91,8 @@ public sealed class ResNet : Module<Tensor, Tensor>, IOnnxExportable
         return Sequential(layers);
     }
 
-    static Module<Tensor, Tensor> Block(bool bottleneck, long inplanes, long planes, long stride, Sequential? downsample, long dilation) =>
-        bottleneck ? new Bottleneck(inplanes, planes, stride, downsample, dilation) : new BasicBlock(inplanes, planes, stride, downsample, dilation);
+    Module<Tensor, Tensor> Block(bool bottleneck, long inplanes, long planes, long stride, Sequential? downsample, long dilation) =>
+        bottleneck ? new Bottleneck(inplanes, planes, stride, downsample, dilation, groups, widthPerGroup) : new BasicBlock(inplanes, planes, stride, downsample, dilation);
 
     /// <summary>torchvision's scheme: Kaiming-normal (fan_out, ReLU) convolutions, BatchNorm weight 1 and bias 0,
     /// the Linear layer keeps PyTorch's default.</summary>
@@ -111,6 +119,22 @@ public sealed class ResNet : Module<Tensor, Tensor>, IOnnxExportable
         var l3 = layer3.forward(l2);
         var l4 = layer4.forward(l3);
         return new ResNetFeatures(stem, l1, l2, l3, l4);
+    }
+
+    /// <summary>Stages: the stem (conv1/bn1/relu, before the max pool), then layer1..4.</summary>
+    public IReadOnlyList<long> StageChannels => [64, .. LayerChannels];
+
+    /// <summary>The stem and layer1..4 outputs.</summary>
+    public Tensor?[] Stages(Tensor x)
+    {
+        var f = Features(x);
+        return [f.Stem, f.Layer1, f.Layer2, f.Layer3, f.Layer4];
+    }
+
+    string?[] IEncoderExport.ExportStages(OnnxGraphBuilder g, string path, string x)
+    {
+        var f = ExportFeatures(g, path, x);
+        return [f.Stem, f.Layer1, f.Layer2, f.Layer3, f.Layer4];
     }
 
     /// <summary>Class logits [B, numClasses]; a backbone without <c>fc</c> returns <c>layer4</c>'s features.</summary>

@@ -182,6 +182,16 @@ internal sealed class OnnxGraphBuilder(int opset)
         ? Op(op, name, [x, Int64s(axis)], Int("keepdims", 1))
         : Op(op, name, [x], Ints("axes", [axis]), Int("keepdims", 1));
 
+    /// <summary>(x − mean)/√(var + eps) along <paramref name="axis"/>, with the biased variance (layer and group
+    /// normalisation before their affine part; LayerNormalization is only in opset 17 and later).</summary>
+    public string Normalize(string name, string x, long axis, double eps)
+    {
+        var centred = Op("Sub", name + "_centred", [x, ReduceKeepDims("ReduceMean", name + "_mean", x, axis)]);
+        var variance = ReduceKeepDims("ReduceMean", name + "_var", Op("Mul", name + "_square", [centred, centred]), axis);
+        var std = Op("Sqrt", name + "_std", [Op("Add", name + "_var_eps", [variance, Scalar((float)eps)])]);
+        return Op("Div", name + "_normalised", [centred, std]);
+    }
+
     /// <summary><c>Shape(x)[start:end]</c>, int64.</summary>
     public string ShapeSlice(string x, long start, long end)
     {

@@ -8,58 +8,55 @@ namespace Seg.Models.Segmentation;
 
 /// <summary>
 /// DeepLabV3+ (Chen, Zhu, Papandreou, Schroff and Adam, "Encoder-Decoder with Atrous Separable Convolution for
-/// Semantic Image Segmentation", ECCV 2018) on a ResNet: ASPP on layer4, a 48-channel 1×1 projection of layer1's
-/// low-level features, concatenation after bilinear up-sampling, two 3×3 256-channel convolutions, and the final
-/// classifier. Output stride 16 (layer4 dilated, rates 6/12/18) or 8 (layer3+4 dilated, rates 12/24/36).
-/// Keys: <c>backbone.*</c> (torchvision ResNet), <c>classifier.project.*</c>, <c>classifier.aspp.*</c>,
+/// Semantic Image Segmentation", ECCV 2018) on a torchvision encoder (<c>deeplabv3plus_&lt;encoder&gt;</c>): ASPP on the
+/// encoder's deepest (stride-32) stage, a 48-channel 1×1 projection of its stride-4 stage (the low-level features),
+/// concatenation after bilinear up-sampling, two 3×3 256-channel convolutions, and the final classifier. Output
+/// stride 16 (the stride-32 step dilated, ASPP rates 6/12/18) or 8 (both stride-16 and 32 steps dilated, rates
+/// 12/24/36); MobileNetV3 only dilates to 16, ConvNeXt cannot dilate and runs ASPP at stride 32 (rates 6/12/18).
+/// Keys: <c>backbone.*</c> (the torchvision encoder), <c>classifier.project.*</c>, <c>classifier.aspp.*</c>,
 /// <c>classifier.classifier.*</c> (the layout of the widely used VainF/DeepLabV3Plus-Pytorch), optional
-/// <c>aux_classifier.*</c> (FCN head on layer3).
+/// <c>aux_classifier.*</c> (FCN head on the stride-16 stage: ResNet's layer3).
 /// </summary>
 public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExportable
 {
-    readonly ResNet backbone;
+    readonly Module<Tensor, Tensor> backbone;
     readonly DeepLabV3PlusHead classifier;
     readonly Sequential? aux_classifier;
 
-    /// <summary>Builds the model with random weights; load weights with <see cref="StateDict"/>.</summary>
-    /// <param name="resnetDepth">50 or 101.</param>
-    /// <param name="numClasses">Output channels of the classifier (and of the aux head).</param>
-    /// <param name="options">Input channels, aux head, classifier factory, output stride.</param>
-    /// <exception cref="ArgumentException"><see cref="ModelOptions.OutputStride"/> is neither 16 nor 8.</exception>
-    public DeepLabV3Plus(int resnetDepth, int numClasses, ModelOptions options) : base(nameof(DeepLabV3Plus))
+    /// <summary>DeepLabV3+ on <paramref name="encoderName"/> (one of <see cref="EncoderCatalog.Names"/>).</summary>
+    public DeepLabV3Plus(string encoderName, int numClasses, ModelOptions options) : base(nameof(DeepLabV3Plus))
     {
-        (bool[] dilate, long[] rates) = options.OutputStride switch
-        {
-            16 => (new[] { false, false, true }, new long[] { 6, 12, 18 }),
-            8 => (new[] { false, true, true }, new long[] { 12, 24, 36 }),
-            _ => throw new ArgumentException($"OutputStride must be 16 or 8 for DeepLabV3+, got {options.OutputStride}.", nameof(options)),
-        };
-        backbone = ResNetCatalog.Backbone(resnetDepth, dilate, options.InChannels);
-        classifier = new DeepLabV3PlusHead(backbone.OutChannels, backbone.LayerChannels[0], numClasses, rates, options);
+        if (options.OutputStride is not (16 or 8))
+            throw new ArgumentException($"OutputStride must be 16 or 8 for DeepLabV3+, got {options.OutputStride}.", nameof(options));
+        long[] rates = EncoderCatalog.EffectiveOutputStride(encoderName, options.OutputStride) == 8 ? [12, 24, 36] : [6, 12, 18];
+        backbone = EncoderCatalog.Create(encoderName, EncoderCatalog.EffectiveOutputStride(encoderName, options.OutputStride), options.InChannels);
+        var stages = ((IEncoder)backbone).StageChannels;
+        classifier = new DeepLabV3PlusHead(stages[4], stages[1], numClasses, rates, options);
         register_module(nameof(backbone), backbone);
         register_module(nameof(classifier), classifier);
         if (options.AuxHead)
         {
-            aux_classifier = Heads.FcnHead(backbone.LayerChannels[2], numClasses);
+            aux_classifier = Heads.FcnHead(stages[3], numClasses);
             register_module(nameof(aux_classifier), aux_classifier);
         }
     }
 
     /// <inheritdoc/>
     public string? BackbonePrefix => "backbone.";
+
     /// <inheritdoc/>
     public bool HasAuxHead => aux_classifier is not null;
 
-    /// <summary>Logits [B, numClasses, H, W] at the input's resolution (the aux head is not run).</summary>
+    /// <summary>Logits [B, numClasses, H, W].</summary>
     public override Tensor forward(Tensor input) => ForwardWithAux(input).Out;
 
     /// <inheritdoc/>
     public (Tensor Out, Tensor? Aux) ForwardWithAux(Tensor input)
     {
         long h = input.shape[^2], w = input.shape[^1];
-        var f = backbone.Features(input);
-        var outLogits = Layers.Resize(classifier.Decode(f.Layer1, f.Layer4), h, w);
-        var aux = aux_classifier is null ? null : Layers.Resize(aux_classifier.forward(f.Layer3), h, w);
+        var s = ((IEncoder)backbone).Stages(input);
+        var outLogits = Layers.Resize(classifier.Decode(s[1]!, s[4]!), h, w);
+        var aux = aux_classifier is null ? null : Layers.Resize(aux_classifier.forward(s[3]!), h, w);
         return (outLogits, aux);
     }
 
@@ -67,9 +64,9 @@ public sealed class DeepLabV3Plus : Module<Tensor, Tensor>, ISegmentationModel, 
     string IOnnxExportable.ExportOnnx(OnnxGraphBuilder g, string path, string input)
     {
         string P(string name) => OnnxGraphBuilder.Join(path, name);
-        var f = backbone.ExportFeatures(g, P("backbone"), input);
+        var s = ((IEncoderExport)backbone).ExportStages(g, P("backbone"), input);
         if (aux_classifier is not null) g.Unused(aux_classifier, P("aux_classifier"));
-        return g.ResizeLike(P("resize"), classifier.ExportDecode(g, P("classifier"), f.Layer1, f.Layer4), input);
+        return g.ResizeLike(P("resize"), classifier.ExportDecode(g, P("classifier"), s[1]!, s[4]!), input);
     }
 }
 

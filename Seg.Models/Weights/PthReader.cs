@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.IO.Hashing;
 using System.Numerics;
 using Seg.Core;
+using Seg.Core.Readers;
 using static TorchSharp.torch;
 
 namespace Seg.Models.Weights;

@@ -92,12 +92,27 @@ public static class StateDict
     /// prefix must be loaded (else an error names the file and keys), the file's extra keys (the ImageNet
     /// <c>fc.*</c>) are reported as unexpected and the head stays as initialised (reported as missing).
     /// </summary>
-    public static LoadReport LoadBackbone(Module model, string path, string? prefix = null)
+    /// <param name="model">The segmentation model whose backbone receives the weights.</param>
+    /// <param name="path">The weight file (<c>.pth</c>, <c>.safetensors</c> or TorchSharp's format).</param>
+    /// <param name="prefix">The backbone's key prefix in the model; null takes the model's own.</param>
+    /// <param name="stripFromFileKeys">A prefix removed from the file's keys first (<c>features.</c> for torchvision's
+    /// MobileNetV3 segmentation backbones, which hold the blocks directly); null keeps them.</param>
+    public static LoadReport LoadBackbone(Module model, string path, string? prefix = null, string? stripFromFileKeys = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         prefix ??= (model as ISegmentationModel)?.BackbonePrefix
             ?? throw new ArgumentException($"{model.GetType().Name} has no pretrained backbone; pass a prefix explicitly.", nameof(model));
-        var report = LoadInto(model, path, strict: false, prefix);
+        var file = Read(path);
+        LoadReport report;
+        try
+        {
+            string Rename(string key) => stripFromFileKeys is not null && key.StartsWith(stripFromFileKeys, StringComparison.Ordinal) ? key[stripFromFileKeys.Length..] : key;
+            report = LoadInto(model, file.ToDictionary(kv => prefix + Rename(kv.Key), kv => kv.Value), strict: false, path);
+        }
+        finally
+        {
+            foreach (var t in file.Values) t.Dispose();
+        }
         var bad = report.ShapeMismatched.Where(m => m.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(m => m.ToString())
             .Concat(report.Missing.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => $"{k} (missing)"))
             .Concat(report.DtypeMismatched.Where(m => m.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(m => m.ToString()))

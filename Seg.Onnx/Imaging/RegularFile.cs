@@ -8,7 +8,9 @@ namespace Seg.Onnx.Imaging;
 /// never ends. .NET's file API does not tell these apart from regular files, so on Linux the file type is read with
 /// <c>statx(2)</c>, whose buffer layout is the same on every architecture; other systems pass.
 /// </summary>
-public static class RegularFile
+/// <remarks>Seg.Core's <c>Seg.Core.IO.FileChecks</c> does the same for the training side; Seg.Onnx cannot reference
+/// Seg.Core (it would bring TorchSharp to deploy apps), hence this internal twin.</remarks>
+internal static class RegularFile
 {
     /// <summary>Throws unless <paramref name="path"/> names an existing regular file (symbolic links followed).</summary>
     /// <param name="path">The file.</param>
@@ -30,11 +32,15 @@ public static class RegularFile
         if (!OperatingSystem.IsLinux()) return null;
         Span<byte> buffer = stackalloc byte[256]; // struct statx is 256 bytes; stx_mode is the u16 at offset 28
         int rc;
-        unsafe
+        try
         {
-            fixed (byte* b = buffer) rc = Statx(AtFdCwd, path, 0, StatxType, b);
+            unsafe
+            {
+                fixed (byte* b = buffer) rc = Statx(AtFdCwd, path, 0, StatxType, b);
+            }
         }
-        if (rc != 0) return null; // old kernel or libc without statx: leave it to the open
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return null; } // a libc without statx
+        if (rc != 0) return null; // an old kernel, or a seccomp profile that denies statx: leave it to the open
         int type = BitConverter.ToUInt16(buffer[28..]) & 0xF000;
         return type switch
         {

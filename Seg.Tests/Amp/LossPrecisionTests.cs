@@ -1,5 +1,8 @@
 using Seg.Core.Amp;
-using Seg.Core.Losses;
+using Seg.Core.Losses.LovaszLosses;
+using Seg.Core.Losses.MarginSoftmax;
+using Seg.Core.Losses.MetricLosses;
+using Seg.Core.Losses.PixelLosses;
 using TorchSharp;
 using static TorchSharp.torch;
 

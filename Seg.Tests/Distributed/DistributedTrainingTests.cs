@@ -84,7 +84,7 @@ public class DistributedTrainingTests : IDisposable
         Assert.Equal(Files(Path.Combine(dir, "one")), Files(Path.Combine(dir, "two")));
         Assert.Empty(Directory.EnumerateFileSystemEntries(work));
         Assert.Single(two.Stdout.Split('\n'), l => l.StartsWith("done: ", StringComparison.Ordinal));
-        Assert.StartsWith("# world size: 2", File.ReadAllText(Path.Combine(dir, "two", "config.yaml")));
+        Assert.Equal("# world size: 2", File.ReadLines(Path.Combine(dir, "two", "config.yaml")).ElementAt(1));
     }
 
     [MpiFact]

@@ -23,6 +23,9 @@ internal static class MpiJob
         public override string ToString() => $"exit {ExitCode}{(TimedOut ? " (timed out)" : "")} after {Elapsed.TotalSeconds:F1} s\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
     }
 
+    // Every job: root allowed (containers), more ranks than cores (CI), one torch thread per rank that sleeps when idle.
+    static readonly string[] LauncherOptions = ["--allow-run-as-root", "--oversubscribe", "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=PASSIVE"];
+
     static string DotnetHost => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
 
     /// <summary>The command that starts Seg.Train's entry point: <c>dotnet Seg.Train.dll</c>.</summary>
@@ -34,7 +37,7 @@ internal static class MpiJob
     /// <summary>Runs <paramref name="command"/> on <paramref name="ranks"/> processes.</summary>
     public static Result Run(int ranks, IEnumerable<string> command, string workingDirectory, TimeSpan limit, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var args = new List<string> { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(), "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=PASSIVE" };
+        var args = new List<string>([.. LauncherOptions, "-np", ranks.ToString()]);
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) args.AddRange(["-x", $"{k}={v}"]);
         args.AddRange(command);
         return Start(Mpirun ?? throw new InvalidOperationException("mpirun not found"), args, workingDirectory, limit, environment);
@@ -43,7 +46,7 @@ internal static class MpiJob
     /// <summary>Runs one process per command (MPMD: <c>mpirun -np 1 A : -np 1 B</c>), rank i running command i.</summary>
     public static Result RunEach(IReadOnlyList<IReadOnlyList<string>> commands, string workingDirectory, TimeSpan limit)
     {
-        var args = new List<string> { "--allow-run-as-root", "--oversubscribe", "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=PASSIVE" };
+        var args = new List<string>(LauncherOptions);
         for (var i = 0; i < commands.Count; i++)
         {
             if (i > 0) args.Add(":");
@@ -62,7 +65,7 @@ internal static class MpiJob
             RedirectStandardError = true,
             WorkingDirectory = workingDirectory,
         };
-        foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(), "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=PASSIVE" }.Concat(command))
+        foreach (var a in LauncherOptions.Concat(["-np", ranks.ToString()]).Concat(command))
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.BeginOutputReadLine();

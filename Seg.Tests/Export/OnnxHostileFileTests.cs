@@ -340,6 +340,21 @@ public sealed class OnnxHostileFileTests : IDisposable
     }
 
     [Fact]
+    public void PredictRefusesAnImageWhosePipelineWouldExceedTheLimitNamingIt()
+    {
+        // Before: a 944 KB PNG of 18000x18000 (972 MB decoded, under the 1 GiB decode cap) took predict to 5.1 GB
+        // and failed without naming the image. Its header alone now refuses it: decode plus the segmenter's pipeline.
+        var model = Conv("m.onnx", metadata: Props((Keys.ClassNames, """["a","b","c","d"]"""), (Keys.Palette, "[[0,0,0],[1,1,1],[2,2,2],[3,3,3]]")));
+        var input = Directory.CreateDirectory(dir.File("in")).FullName;
+        var bomb = Path.Combine(input, "bomb.png");
+        File.WriteAllBytes(bomb, [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, .. "IHDR"u8, 0, 0, 0x46, 0x50, 0, 0, 0x46, 0x50, 8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        var e = Assert.Throws<Seg.Data.BadSampleException>(() => Seg.Train.Prediction.Predictor.RunOnnx(model, input, dir.File("out")));
+        Assert.Equal(bomb, e.File);
+        Assert.Contains("18000x18000 pixels", e.Message);
+        Assert.Contains("35 bytes per pixel", e.Message); // 3 decoded + 12 input + 16 logits + 4 labels
+    }
+
+    [Fact]
     public void AnImageTheSegmenterCannotReadIsNamed()
     {
         using var segmenter = OnnxSegmenter.Load(Conv("m.onnx"));

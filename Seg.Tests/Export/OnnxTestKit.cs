@@ -28,10 +28,37 @@ internal static class OnnxTestKit
         ["deeplabv3plus_resnet50_os16"] = () => ModelFactory.Create("deeplabv3plus_resnet50", Classes),
         ["deeplabv3plus_resnet50_os8_aux"] = () => ModelFactory.Create("deeplabv3plus_resnet50", Classes, new ModelOptions { OutputStride = 8, AuxHead = true }),
         ["resnet18"] = () => ModelFactory.Create("resnet18", Classes),
+        ["mobilenet_v3_small"] = () => ModelFactory.Create("mobilenet_v3_small", Classes),
+        ["efficientnet_b0"] = () => ModelFactory.Create("efficientnet_b0", Classes),
+        ["convnext_tiny"] = () => ModelFactory.Create("convnext_tiny", Classes),
+        ["lraspp_mobilenet_v3_large"] = () => ModelFactory.Create("lraspp_mobilenet_v3_large", Classes),
+        ["deeplabv3_mobilenet_v3_large_aux"] = () => ModelFactory.Create("deeplabv3_mobilenet_v3_large", Classes, new ModelOptions { AuxHead = true }),
+        ["unet_mobilenet_v3_small"] = () => ModelFactory.Create("unet_mobilenet_v3_small", Classes),
+        ["unet_convnext_tiny"] = () => ModelFactory.Create("unet_convnext_tiny", Classes),
+        ["fpn_resnet18"] = () => ModelFactory.Create("fpn_resnet18", Classes),
+        ["fpn_efficientnet_b0"] = () => ModelFactory.Create("fpn_efficientnet_b0", Classes),
+        ["deeplabv3plus_mobilenet_v3_small_aux"] = () => ModelFactory.Create("deeplabv3plus_mobilenet_v3_small", Classes, new ModelOptions { AuxHead = true }),
+        ["deeplabv3plus_efficientnet_b0_os8"] = () => ModelFactory.Create("deeplabv3plus_efficientnet_b0", Classes, new ModelOptions { OutputStride = 8 }),
     };
 
-    /// <summary>The other models and combinations (every ResNet-101 one): slow on 2 cores, opt-in (Category=Heavy).</summary>
-    public static readonly IReadOnlyDictionary<string, Func<nn.Module<Tensor, Tensor>>> HeavyCases = new Dictionary<string, Func<nn.Module<Tensor, Tensor>>>
+    // The models whose cases predate the zoo keep their fresh weights with randomised batch norm only.
+    static readonly HashSet<string> BatchNormOnly = ["unet_depth4_bilinear", "unet_depth3_transposed", "unet_depth1", "unet_depth6_transposed",
+        "unet_grey_input", "unet_cosine_head", "unet_resnet34", "deeplabv3_resnet50", "deeplabv3plus_resnet50_os16", "deeplabv3plus_resnet50_os8_aux",
+        "resnet18", "deeplabv3_resnet50_aux", "deeplabv3plus_resnet50_cosine_head", "resnet34", "resnet50", "deeplabv3_resnet101",
+        "deeplabv3_resnet101_aux", "deeplabv3plus_resnet101_os16", "deeplabv3plus_resnet101_os8_aux", "resnet101"];
+
+    /// <summary>Every name of <see cref="ModelFactory.Names"/> not covered by a case above, under its own name.</summary>
+    static Dictionary<string, Func<nn.Module<Tensor, Tensor>>> WithEveryOtherName(Dictionary<string, Func<nn.Module<Tensor, Tensor>>> cases)
+    {
+        foreach (var name in ModelFactory.Names)
+            if (!cases.ContainsKey(name) && !Cases.ContainsKey(name) && !cases.Keys.Concat(Cases.Keys).Any(k => k.StartsWith(name + "_", StringComparison.Ordinal)))
+                cases[name] = () => ModelFactory.Create(name, Classes);
+        return cases;
+    }
+
+    /// <summary>The other models and combinations (every ResNet-101 one, and every name of <see cref="ModelFactory.Names"/>
+    /// that no default case covers): slow on 2 cores, opt-in (Category=Heavy).</summary>
+    public static readonly IReadOnlyDictionary<string, Func<nn.Module<Tensor, Tensor>>> HeavyCases = WithEveryOtherName(new Dictionary<string, Func<nn.Module<Tensor, Tensor>>>
     {
         ["deeplabv3_resnet50_aux"] = () => ModelFactory.Create("deeplabv3_resnet50", Classes, new ModelOptions { AuxHead = true }),
         ["deeplabv3plus_resnet50_cosine_head"] = () => ModelFactory.Create("deeplabv3plus_resnet50", Classes, new ModelOptions { HeadFactory = (c, k) => new CosineHead(c, k) }),
@@ -42,7 +69,12 @@ internal static class OnnxTestKit
         ["deeplabv3plus_resnet101_os16"] = () => ModelFactory.Create("deeplabv3plus_resnet101", Classes),
         ["deeplabv3plus_resnet101_os8_aux"] = () => ModelFactory.Create("deeplabv3plus_resnet101", Classes, new ModelOptions { OutputStride = 8, AuxHead = true }),
         ["resnet101"] = () => ModelFactory.Create("resnet101", Classes),
-    };
+        ["mobilenet_v3_large"] = () => ModelFactory.Create("mobilenet_v3_large", Classes),
+        ["efficientnet_b4"] = () => ModelFactory.Create("efficientnet_b4", Classes),
+        ["convnext_small"] = () => ModelFactory.Create("convnext_small", Classes),
+        ["resnext50_32x4d"] = () => ModelFactory.Create("resnext50_32x4d", Classes),
+        ["fcn_resnet50_aux"] = () => ModelFactory.Create("fcn_resnet50", Classes, new ModelOptions { AuxHead = true }),
+    });
 
     /// <summary>The case's model with random batch-norm statistics and affine parameters (fresh ones are the
     /// identity, which would hide a wrong export of batch norm), in eval mode.</summary>
@@ -52,6 +84,9 @@ internal static class OnnxTestKit
         manual_seed(name.Length * 7919 + name[0]);
         var model = (Cases.TryGetValue(name, out var make) ? make : HeavyCases[name])();
         RandomizeBatchNorm(model);
+        // Layer norms, layer scales and squeeze-excitation biases are not batch norm: give every tensor of the
+        // newer families a non-trivial value (Seg.Tests.Models.PatternWeights, also used against torchvision).
+        if (!BatchNormOnly.Contains(name)) Seg.Tests.Models.PatternWeights.Fill(model);
         model.eval();
         return model;
     }

@@ -21,7 +21,7 @@ public sealed record FuzzLimits(double CaseSeconds, long AddressSpaceBytes, long
     {
         if (cap is null) return;
         long bytes = long.Parse(cap, CultureInfo.InvariantCulture);
-        Seg.Core.ReaderLimits.MaxDecompressedBytes = bytes;
+        Seg.Core.Readers.ReaderLimits.MaxDecompressedBytes = bytes;
     }
 }
 

@@ -141,6 +141,9 @@ public sealed class OnnxFileFormat : IFuzzFormat
         yield return new("second-input", With(m => m.Graph.Input.Add(TinyOnnx.Image("extra"))).ToByteArray());
         yield return new("hash-of-another-graph", With(m => m.MetadataProps.Add(new StringStringEntryProto { Key = Keys.GraphSha256, Value = new string('a', 64) })).ToByteArray());
         yield return new("metadata-entry-2^31", [0x72, 0x80, 0x80, 0x80, 0x80, 0x08]); // field 14, length 2^31, nothing behind
+        // An entry of 2 bytes whose value length, a 10-byte varint of 2^63, runs past the entry (found by this family:
+        // the length was compared with a negative remainder, then a byte[2^63] was asked for).
+        yield return new("entry-length-overruns-entry", [0x72, 0x02, 0x12, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
         yield return new("varint-11-bytes", [0x08, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]);
         yield return new("group-wire-type", [0x0B, 0x0C]);
         yield return new("empty", []);

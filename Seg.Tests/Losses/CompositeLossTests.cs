@@ -91,4 +91,24 @@ public class CompositeLossTests
         Assert.Equal(ce + lovasz, total, 10);
         Assert.Equal(lovasz, composite.LastValues["lovasz"], 10);
     }
+
+    [Fact]
+    public void AScheduledTermCannotRunWithoutProgress()
+    {
+        using var scope = NewDisposeScope();
+        var x = tensor(new[] { 1.0, 2.0 }).requires_grad_(true);
+        var y = zeros(2, dtype: ScalarType.Int64);
+        var scheduled = new CompositeLoss([new LossTerm("ce", new CountingLoss(1.0)), new LossTerm("late", new CountingLoss(10.0), Start: 0.5)]);
+        var e = Assert.Throws<InvalidOperationException>(() => scheduled.call(x, y));
+        Assert.Contains("'late'", e.Message);
+        Assert.Contains("no progress", e.Message);
+        // Progress passed with the call: the late term is on at 0.75, off at 0.25.
+        Assert.Equal(3.0 + 30.0, scheduled.call(x, y, 0.75).item<double>(), 12);
+        Assert.Equal(0.75, scheduled.Progress);
+        Assert.Equal(3.0, scheduled.call(x, y, 0.25).item<double>(), 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => scheduled.call(x, y, 1.5));
+        // Without a schedule nothing needs the progress.
+        var plain = new CompositeLoss([new LossTerm("ce", new CountingLoss(1.0))]);
+        Assert.Equal(3.0, plain.call(x, y).item<double>(), 12);
+    }
 }

@@ -343,4 +343,18 @@ public class LovaszSoftmaxTests
         Assert.Contains("labels [9] do not match logits [10,4]",
             Assert.Throws<ArgumentException>(() => loss.call(logits, labels[..9])).Message);
     }
+
+    [Fact]
+    public void LogitsForProbabilitiesAreRefusedOnTheCpu()
+    {
+        var logits = tensor(new[] { 2.5f, -1.0f, 0.3f, 0.1f }, [1, 2, 1, 2]);   // one value above 1, one below 0
+        var labels = zeros(1, 1, 2, dtype: ScalarType.Int64);
+        var e = Assert.Throws<ArgumentException>(() => Lovasz.Softmax(logits, labels));
+        Assert.Equal("probas", e.ParamName);
+        Assert.Contains("min -1, max 2.5", e.Message);
+        Assert.Contains("not logits", e.Message);
+        // Probabilities, and the module on the same logits, pass.
+        Assert.True(double.IsFinite(Lovasz.Softmax(logits.softmax(1), labels).item<float>()));
+        Assert.True(double.IsFinite(new LovaszSoftmaxLoss().call(logits, labels).item<float>()));
+    }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Seg.Core;
+using Seg.Core.Readers;
 using Seg.Models;
 using Seg.Tests.Fuzz;
 using TorchSharp.Modules;

@@ -12,8 +12,15 @@ public class ModelFactoryTests
     public void NamesCoverTheIssue()
     {
         string[] required = ["resnet18", "resnet34", "resnet50", "resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-            "deeplabv3plus_resnet50", "deeplabv3plus_resnet101", "unet", "unet_resnet34"];
-        Assert.Equal(required.Order(), ModelFactory.Names.Order());
+            "deeplabv3plus_resnet50", "deeplabv3plus_resnet101", "unet", "unet_resnet34",
+            "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+            "efficientnet_b4", "convnext_tiny", "convnext_small", "resnext50_32x4d", "resnext101_32x8d",
+            "fcn_resnet50", "fcn_resnet101", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"];
+        string[] encoders = ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x8d",
+            "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+            "efficientnet_b4", "convnext_tiny", "convnext_small"];
+        var pairs = new[] { "unet", "fpn", "deeplabv3plus" }.SelectMany(d => encoders.Select(e => $"{d}_{e}"));
+        Assert.Equal(required.Union(pairs).Order(), ModelFactory.Names.Order());
     }
 
     [Fact]

@@ -19,9 +19,9 @@ public class CliTests
         Assert.Equal(1, SegCli.Guard(() => throw new FileNotFoundException("checkpoint not found: x.ckpt")));
 
     [Theory]
-    [InlineData("train", "--config", "--set", "--output", "--resume")]
-    [InlineData("eval", "--config", "--checkpoint", "--output")]
-    [InlineData("predict", "--checkpoint", "--input", "--output")]
+    [InlineData("train", "--config", "--set", "--output", "--resume", "--restart")]
+    [InlineData("eval", "--config", "--checkpoint", "--output", "--device")]
+    [InlineData("predict", "--checkpoint", "--input", "--output", "--device", "--allow-nonfinite")]
     public void VerbsHaveTheContractOptions(string verb, params string[] options)
     {
         var command = SegCli.Build(CancellationToken.None).Subcommands.Single(c => c.Name == verb);
@@ -43,5 +43,16 @@ public class CliTests
     {
         var result = SegCli.Build(CancellationToken.None).Parse(["predict", "--input", "x.png"]);
         Assert.NotEmpty(result.Errors);
+    }
+
+    // train @/dev/zero ran out of memory and a self-naming response file overflowed the stack: '@' is a plain character.
+    [Fact]
+    public void ResponseFilesAreOff()
+    {
+        var root = SegCli.Build(CancellationToken.None);
+        var result = root.Parse(["train", "--config", "@/dev/zero"], SegCli.Parsing);
+        Assert.Empty(result.Errors);
+        Assert.Equal("@/dev/zero", result.GetValue<string>("--config"));
+        Assert.NotEmpty(root.Parse(["train", "@/dev/zero"], SegCli.Parsing).Errors);
     }
 }

@@ -119,7 +119,9 @@ public class ConfigLimitsTests
     [Fact]
     public void EndlessDeviceIsRefused()
     {
-        Assert.Contains("limited to", Assert.Throws<ConfigException>(() => ConfigLoader.Load("/dev/zero")).Message);
+        // Refused before it is opened, as not a regular file (issue 20); the size limit stays behind it.
+        var message = Assert.Throws<ConfigException>(() => ConfigLoader.Load("/dev/zero")).Message;
+        Assert.Contains(OperatingSystem.IsLinux() ? "character device" : "limited to", message);
     }
 
     [Fact]

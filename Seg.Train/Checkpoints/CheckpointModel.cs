@@ -14,12 +14,13 @@ namespace Seg.Train.Checkpoints;
 /// <param name="Model">The network with the checkpoint's weights, in eval mode.</param>
 public sealed record CheckpointModel(string Path, CheckpointState State, TrainConfig Config, nn.Module<Tensor, Tensor> Model)
 {
-    /// <summary>Reads <paramref name="checkpoint"/> through <see cref="CheckpointFile"/>.</summary>
+    /// <summary>Reads <paramref name="checkpoint"/> through <see cref="CheckpointFile"/>; <paramref name="overrides"/>
+    /// (<c>--set</c>) apply after the checkpoint's own.</summary>
     /// <exception cref="InvalidDataException">Not a Seg checkpoint, or weights that do not fit its config's model.</exception>
-    public static CheckpointModel Load(string checkpoint)
+    public static CheckpointModel Load(string checkpoint, IReadOnlyList<string>? overrides = null)
     {
         var state = CheckpointFile.ReadState(checkpoint);
-        var config = ConfigLoader.Parse(state.ConfigYaml, checkpoint, state.Overrides);
+        var config = ConfigLoader.Parse(state.ConfigYaml, checkpoint, [.. state.Overrides, .. overrides ?? []]);
         var model = RunFactory.CreateModel(config.Model, state.ClassNames.Count, checkpoint);
         CheckpointFile.Load(checkpoint, model);
         model.eval();

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Seg.Core.IO;
 using static TorchSharp.torch;
 
 namespace Seg.Train.Checkpoints;
@@ -41,6 +42,7 @@ internal sealed class CheckpointReader : IDisposable
         CheckpointReader? reader = null;
         try
         {
+            FileChecks.RequireRegularFile(path, "checkpoint");   // before opening: a FIFO would block the reader
             reader = new CheckpointReader(path);
             reader.Parse();
             return reader;

@@ -12,9 +12,13 @@ namespace Seg.Train.Checkpoints;
 /// <param name="ClassNames">Dataset class names.</param>
 /// <param name="Palette">Dataset palette, one RGB triple per class.</param>
 /// <param name="RngState">torch's CPU generator state (bytes of <c>torch.random.get_rng_state()</c>).</param>
+/// <param name="Precision">The precision the run trained in (<c>fp32</c>, <c>bf16</c>, <c>fp16</c>); checkpoints
+/// written before mixed precision read as fp32.</param>
+/// <param name="Scaler">The fp16 loss scaler's state, null for other precisions.</param>
 public sealed record CheckpointState(
     long Iteration, double BestMeanIoU, long BestIteration, string ConfigYaml, IReadOnlyList<string> Overrides,
-    IReadOnlyList<string> ClassNames, IReadOnlyList<int[]> Palette, byte[] RngState)
+    IReadOnlyList<string> ClassNames, IReadOnlyList<int[]> Palette, byte[] RngState,
+    string Precision = "fp32", Seg.Core.Amp.GradScalerState? Scaler = null)
 {
     /// <summary>
     /// What is wrong with a header read from a file, in words, or null when every field is plausible: the
@@ -37,6 +41,10 @@ public sealed record CheckpointState(
         for (var i = 0; i < Palette.Count; i++)
             if (Palette[i] is not { Length: 3 } c || c.Any(v => v is < 0 or > 255))
                 return $"palette entry {i} is not an RGB triple of 0..255";
+        if (Precision is not ("fp32" or "bf16" or "fp16")) return $"precision '{Precision}' is not fp32, bf16 or fp16";
+        if (Scaler is { } sc && (!(sc.Scale > 0) || !float.IsFinite(sc.Scale) || sc.GrowthInterval < 1 || sc.GrowthTracker < 0 ||
+                                 sc.GrowthTracker >= sc.GrowthInterval || !(sc.GrowthFactor > 1) || !(sc.BackoffFactor is > 0 and < 1)))
+            return $"its grad scaler state {sc} is not plausible";
         return CpuRngState.Problem(RngState);
     }
 }

@@ -51,13 +51,21 @@ public static class SegCli
         });
         try
         {
-            return Build(interrupt.Token).Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
+            return Build(interrupt.Token).Parse(args, Parsing).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
         }
         finally
         {
             Console.CancelKeyPress -= onCancel;
         }
     }
+
+    /// <summary>
+    /// How the command line is parsed: without response files. System.CommandLine expands <c>@FILE</c> by default,
+    /// reading the whole file unbounded: <c>train @/dev/zero</c> ended in "Out of memory." and a file that names
+    /// itself in "Stack overflow.". Seg's commands are short; a shell script or <c>--config</c> does what a response
+    /// file would, so <c>@</c> is an ordinary character here.
+    /// </summary>
+    public static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
 
     /// <summary>The command tree (exposed for tests of parsing and help).</summary>
     public static RootCommand Build(CancellationToken interrupt)
@@ -80,13 +88,17 @@ public static class SegCli
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.ckpt) or weight file", Required = true };
         var evalSet = new Option<string[]>("--set") { Description = "Override a config key, e.g. --set eval.flip=true (repeatable)" };
         var evalOutput = new Option<string>("--output", "-o") { Description = "Output directory (default: the run's eval/ folder)" };
+        var evalDevice = DeviceOption("default: the config's train.device");
         var eval = new Command("eval", "Evaluate a checkpoint on the validation split (whole-image or sliding-window, optional flip and multi-scale TTA)")
-            { evalConfig, checkpoint, evalSet, evalOutput };
+            { evalConfig, checkpoint, evalSet, evalOutput, evalDevice };
         eval.SetAction(r => Guard(() =>
         {
-            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig), r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput), interrupt);
+            var (result, paths) = EvalCommand.Run(r.GetValue(evalConfig), r.GetValue(evalSet) ?? [], r.GetValue(checkpoint)!, r.GetValue(evalOutput),
+                interrupt, r.GetValue(evalDevice));
             var m = result.Metrics;
             Console.WriteLine($"{Reports.ReportWriter.SummaryText(m)}{Environment.NewLine}report: {Path.GetFullPath(paths.ReportHtml)}");
+            if (result.NonFinitePixels > 0)
+                Console.Error.WriteLine($"warning: {result.NonFinitePixels} pixel(s) had NaN or infinite output and were scored as their arg-max (eval.allow_nonfinite)");
             return 0;
         }));
 
@@ -94,8 +106,14 @@ public static class SegCli
         var predictModel = new Option<string>("--model") { Description = "ONNX file written by export, run with ONNX Runtime (or give --checkpoint)" };
         var input = new Option<string>("--input", "-i") { Description = "An image file or a directory of images", Required = true };
         var predictOutput = new Option<string>("--output", "-o") { Description = "Directory for colour masks and overlays", Required = true };
+        var predictSet = new Option<string[]>("--set") { Description = "Override a key of the checkpoint's config, e.g. --set train.precision=fp32 (repeatable)" };
+        var predictDevice = DeviceOption("default: auto; --checkpoint only");
+        var allowNonFinite = new Option<bool>("--allow-nonfinite")
+        {
+            Description = "Draw pixels whose model output is NaN or infinite as their arg-max (their count is printed) instead of stopping",
+        };
         var predict = new Command("predict", "Predict images with a checkpoint or an exported ONNX model: colour masks in the dataset palette and overlays")
-            { predictCheckpoint, predictModel, input, predictOutput };
+            { predictCheckpoint, predictModel, input, predictOutput, predictSet, predictDevice, allowNonFinite };
         predict.Validators.Add(r =>
         {
             if ((r.GetResult(predictCheckpoint) is null) == (r.GetResult(predictModel) is null))
@@ -106,7 +124,8 @@ public static class SegCli
             HeadlessOpenCv.EnsureLoaded();   // images are decoded with OpenCV
             var n = r.GetValue(predictModel) is { } onnx
                 ? Predictor.RunOnnx(onnx, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt)
-                : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt);
+                : Predictor.Run(r.GetValue(predictCheckpoint)!, r.GetValue(input)!, r.GetValue(predictOutput)!, interrupt,
+                    r.GetValue(predictSet) ?? [], r.GetValue(allowNonFinite), Console.Error, r.GetValue(predictDevice));
             Console.WriteLine($"predicted {n} image(s) into {Path.GetFullPath(r.GetValue(predictOutput)!)}");
             return 0;
         }));
@@ -132,6 +151,9 @@ public static class SegCli
         root.SetAction(_ => DataParallel.Run(dp => Guard(() => Train(null, [], null, false, false, interrupt, dp)), Interrupted));
         return root;
     }
+
+    static Option<string> DeviceOption(string defaultText) =>
+        new("--device") { Description = $"auto, cpu, cuda or cuda:N ({defaultText}); a checkpoint loads onto any device" };
 
     static int Train(string? configPath, string[] overrides, string? output, bool resume, bool restart, CancellationToken interrupt, DataParallel dp)
     {
@@ -165,6 +187,10 @@ public static class SegCli
         catch (TrainingDivergedException e)
         {
             return Fail("error: " + e.Message, Diverged);
+        }
+        catch (NonFiniteOutputException e)
+        {
+            return Fail("error: " + e.Message, 1);
         }
         catch (OperationCanceledException)
         {

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text;
 using Seg.Core;
+using Seg.Core.IO;
 using Seg.Models;
 using YamlDotNet.RepresentationModel;
 
@@ -49,13 +50,18 @@ public static class ConfigLoader
         if (!File.Exists(path)) throw new ConfigException(path, "(file)", "config file not found");
         try
         {
+            FileChecks.RequireRegularFile(path, "config");   // a FIFO would block here for ever, /dev/zero never end
             using var stream = File.OpenRead(path);
             // Read one byte past the limit rather than trust the length: devices and pipes report none.
             var buffer = new byte[MaxBytes + 1];
             var n = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
             if (n > MaxBytes) throw new ConfigException(path, "(file)", $"more than {MaxBytes} bytes; config files are limited to {MaxBytes} bytes");
             using var reader = new StreamReader(new MemoryStream(buffer, 0, n), Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-            return reader.ReadToEnd();
+            var text = reader.ReadToEnd();
+            // An empty file is more likely a mistake (truncated, the wrong file) than a wish for all defaults.
+            if (YamlInput.Parse(text, path, "(yaml)") is null)
+                throw new ConfigException(path, "(file)", "the config file is empty (or only comments); write {} in it for a config of all defaults");
+            return text;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -68,15 +74,8 @@ public static class ConfigLoader
     /// <exception cref="ConfigException">Anything wrong with the text, a key or a value.</exception>
     public static TrainConfig Parse(string yaml, string source, IEnumerable<string>? overrides = null)
     {
-        var root = YamlInput.Parse(yaml, source, "(yaml)") switch
-        {
-            null => new YamlMappingNode(),
-            YamlMappingNode map => map,
-            _ => throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)"),
-        };
         var origins = new Dictionary<YamlNode, string>(ReferenceEqualityComparer.Instance);
-        foreach (var assignment in overrides ?? [])
-            Override.Apply(root, assignment, origins);
+        var root = Tree(yaml, source, overrides, origins);
         try
         {
             return Bind(new ConfigSection(root, "", source, origins));
@@ -87,6 +86,41 @@ public static class ConfigLoader
             // Every expected problem is a ConfigException naming its key; this net keeps the contract for the rest.
             throw new ConfigException(source, "(config)", $"cannot read the config ({e.GetType().Name}: {e.Message})");
         }
+    }
+
+    /// <summary>The largest <c>data.size</c> and <c>data.crop_size</c> side: bounded before anything is allocated, so
+    /// that a typo fails as a config error rather than as OpenCV's or libtorch's out-of-memory error.</summary>
+    public const int MaxImageSide = 8192;
+
+    /// <summary>The largest <c>data.train_count</c> and <c>data.val_count</c>.</summary>
+    public const int MaxSampleCount = 10_000_000;
+
+    /// <summary>
+    /// The effective config as YAML: <paramref name="yaml"/> with <paramref name="overrides"/> applied, so that
+    /// <c>Parse(EffectiveYaml(yaml, source, overrides), …)</c> gives the config that <c>Parse(yaml, source, overrides)</c>
+    /// gives (comments and formatting are not kept). What <c>train</c> writes to <c>RUN/config.yaml</c>.
+    /// </summary>
+    /// <exception cref="ConfigException">As for <see cref="Parse"/>.</exception>
+    public static string EffectiveYaml(string yaml, string source, IEnumerable<string>? overrides = null)
+    {
+        var root = Tree(yaml, source, overrides, new Dictionary<YamlNode, string>(ReferenceEqualityComparer.Instance));
+        var text = new StringWriter { NewLine = "\n" };
+        new YamlStream(new YamlDocument(root)).Save(text, assignAnchors: false);
+        return text.ToString();
+    }
+
+    // The config's YAML tree with the overrides applied; origins hears which node each override set.
+    static YamlMappingNode Tree(string yaml, string source, IEnumerable<string>? overrides, Dictionary<YamlNode, string> origins)
+    {
+        var root = YamlInput.Parse(yaml, source, "(yaml)") switch
+        {
+            null => new YamlMappingNode(),
+            YamlMappingNode map => map,
+            _ => throw new ConfigException(source, "(root)", "the config must be a mapping of sections (name, model, data, loss, ...)"),
+        };
+        foreach (var assignment in overrides ?? [])
+            Override.Apply(root, assignment, origins);
+        return root;
     }
 
     static TrainConfig Bind(ConfigSection root)
@@ -109,6 +143,10 @@ public static class ConfigLoader
         if (config.Data.SoftLabels is not null && !config.Loss.Any(t => LossTypes.Get(t.Type).TakesSoftLabels))
             throw new ConfigException(root.Source, "data.soft_labels",
                 $"no loss term takes soft labels; add a term of type {string.Join(", ", LossTypes.All.Where(t => t.TakesSoftLabels).Select(t => t.Key))} or remove data.soft_labels");
+        if (config.Data.TrainCount is { } trainCount && config.Data.BatchSize > trainCount)
+            throw new ConfigException(root.Source, "data.batch_size",
+                $"{config.Data.BatchSize} exceeds data.train_count ({trainCount}): training drops the last incomplete batch, so no step would run; " +
+                "lower data.batch_size or raise data.train_count");
         if (NameProblem(config.Name) is { } problem)
             throw new ConfigException(root.Source, "name", $"'{config.Name}' {problem}: the run goes to runs/NAME, so name must be one plain folder name such as 'shapes_unet'");
         return config;
@@ -136,10 +174,12 @@ public static class ConfigLoader
     static ModelConfig BindModel(ConfigSection s)
     {
         var head = s.Section("head");
+        var (pretrained, sha256) = BindPretrained(s);
         var m = new ModelConfig
         {
             Name = s.String("name", "unet"),
-            Pretrained = s.OptionalString("pretrained"),
+            Pretrained = pretrained,
+            PretrainedSha256 = sha256,
             AuxHead = s.Bool("aux_head", false),
             OutputStride = s.Int("output_stride", Defaults.Model.OutputStride),
             UnetDepth = s.Int("unet_depth", Defaults.Model.UnetDepth),
@@ -164,6 +204,23 @@ public static class ConfigLoader
         return m;
     }
 
+    // model.pretrained: a scalar (path, imagenet, coco_voc, URL) or a mapping { url, sha256 }.
+    static (string? Value, string? Sha256) BindPretrained(ConfigSection s)
+    {
+        if (!s.Has("pretrained")) return (null, null);
+        try { return (s.OptionalString("pretrained"), null); }
+        catch (ConfigException)
+        {
+            var p = s.Section("pretrained");
+            var url = p.OptionalString("url") ?? throw p.Error("url", "missing: a pretrained mapping needs url (and sha256)");
+            var sha256 = p.OptionalString("sha256");
+            if (sha256 is not null && !System.Text.RegularExpressions.Regex.IsMatch(sha256, "^[0-9a-fA-F]{64}$"))
+                throw p.Error("sha256", $"'{sha256}' is not a SHA-256 (64 hex digits)");
+            p.RejectUnknownKeys();
+            return (url, sha256);
+        }
+    }
+
     static DataConfig BindData(ConfigSection s)
     {
         var d = new DataConfig
@@ -172,15 +229,15 @@ public static class ConfigLoader
             Root = s.OptionalString("root"),
             NumClasses = s.OptionalInt("num_classes", 1),
             IgnoreIndex = s.Long("ignore_index", 255),
-            CropSize = s.IntList("crop_size", 2) ?? [512, 512],
+            CropSize = s.IntList("crop_size", 2, max: MaxImageSide) ?? [512, 512],
             BatchSize = s.Int("batch_size", 8, 1),
             Workers = s.Int("workers", 2, 0, 256),
             OnBadSample = s.Choice("on_bad_sample", "error", "error", "skip"),
             TrainSplit = s.String("train_split", "train"),
             ValSplit = s.String("val_split", "val"),
-            Size = s.Int("size", 128, 8),
-            TrainCount = s.OptionalInt("train_count", 1),
-            ValCount = s.OptionalInt("val_count", 1),
+            Size = s.Int("size", 128, 8, MaxImageSide),
+            TrainCount = s.OptionalInt("train_count", 1, MaxSampleCount),
+            ValCount = s.OptionalInt("val_count", 1, MaxSampleCount),
             Seed = s.OptionalInt("seed"),
             ClassNames = s.StringList("class_names"),
             Augment = BindTransforms(s, "augment"),
@@ -286,6 +343,9 @@ public static class ConfigLoader
             Threads = s.Int("threads", 0, 0, 1024),
             GradClip = s.Double("grad_clip", 0.0, 0.0),
             Accumulate = s.Int("accumulate", 1, 1, 1024),
+            Precision = s.Choice("precision", "fp32", Training.RunPrecision.Choices),
+            CudnnBenchmark = s.OptionalString("cudnn_benchmark") is null ? null : s.Bool("cudnn_benchmark", true),
+            Tf32 = s.OptionalString("tf32") is null ? null : s.Bool("tf32", true),
         };
         try { SegRuntime.ParseDevice(t.Device); }
         catch (DeviceNameException e)
@@ -299,17 +359,23 @@ public static class ConfigLoader
 
     static EvalConfig BindEval(ConfigSection s)
     {
+        var window = s.IntList("window", 2) ?? [512, 512];
         var e = new EvalConfig
         {
             Mode = s.Choice("mode", "whole", "whole", "slide"),
-            Window = s.IntList("window", 2) ?? [512, 512],
-            Stride = s.IntList("stride", 2) ?? [341, 341],
+            Window = window,
+            Stride = s.IntList("stride", 2) ?? window.Select(w => Math.Max(1, w * 2 / 3)).ToList(),   // 341 for 512
             Flip = s.Bool("flip", false),
             Scales = s.DoubleList("scales", min: 0.05, max: 8.0) ?? [1.0],
             BatchSize = s.Int("batch_size", 1, 1),
             Samples = s.Int("samples", 6, 0, 64),
+            AllowNonFinite = s.Bool("allow_nonfinite", false),
         };
         s.RejectUnknownKeys();
+        // A stride beyond the window leaves pixels that no window covers: their logits would be 0/0 (NaN), scored as class 0.
+        if (e.Stride[0] > e.Window[0] || e.Stride[1] > e.Window[1])
+            throw s.Error("stride", $"[{e.Stride[0]}, {e.Stride[1]}] exceeds eval.window [{e.Window[0]}, {e.Window[1]}]: windows that far apart " +
+                                    "leave pixels that no window covers; use a stride at most the window (e.g. 2/3 of it)");
         return e;
     }
 }

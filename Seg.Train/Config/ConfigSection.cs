@@ -148,7 +148,7 @@ public sealed class ConfigSection
     }
 
     /// <summary>A list of positive integers; a single integer n means [n, n] when <paramref name="count"/> is 2.</summary>
-    public IReadOnlyList<int>? IntList(string key, int? count = null, int min = 1)
+    public IReadOnlyList<int>? IntList(string key, int? count = null, int min = 1, int max = int.MaxValue)
     {
         var items = Items(key);
         if (items is null) return null;
@@ -158,6 +158,7 @@ public sealed class ConfigSection
             if (!int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v))
                 throw Error(key, $"expected integers, got '{t}'");
             if (v < min) throw Error(key, $"{v} is below the minimum {min}");
+            if (v > max) throw Error(key, $"{v} is above the maximum {max}");
             values.Add(v);
         }
         if (values.Count == 1 && count is > 1) values = Enumerable.Repeat(values[0], count.Value).ToList();

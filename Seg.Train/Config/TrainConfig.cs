@@ -33,8 +33,11 @@ public sealed record ModelConfig
 {
     /// <summary>ModelFactory name, e.g. <c>unet</c>, <c>deeplabv3plus_resnet50</c>.</summary>
     public string Name { get; init; } = "unet";
-    /// <summary>Optional weights file loaded non-strictly before training (missing/unexpected keys reported).</summary>
+    /// <summary>Optional weights loaded before training: a file (non-strict; missing/unexpected keys reported),
+    /// <c>imagenet</c>, <c>coco_voc</c>, or a URL (written <c>{ url: ..., sha256: ... }</c>); see <c>Seg.Models.PretrainedWeights</c>.</summary>
     public string? Pretrained { get; init; }
+    /// <summary>The full SHA-256 of <see cref="Pretrained"/>'s URL (from <c>{ url, sha256 }</c>); null checks the name's hash prefix.</summary>
+    public string? PretrainedSha256 { get; init; }
     /// <summary>Auxiliary head (DeepLab/FCN family).</summary>
     public bool AuxHead { get; init; }
     /// <summary>Output stride of dilated backbones (<see cref="ModelOptions.OutputStrides"/>).</summary>
@@ -211,6 +214,14 @@ public sealed record TrainLoopConfig
     /// <summary>Micro-batches whose gradients are summed before each optimizer step; iterations and the schedule
     /// count optimizer steps, and a step sees <c>data.batch_size</c> × processes × this many samples.</summary>
     public int Accumulate { get; init; } = 1;
+    /// <summary><c>fp32</c>, <c>bf16</c>, <c>fp16</c> (autocast for forward and loss; fp16 with loss scaling) or
+    /// <c>auto</c> (bf16 where the device computes it natively, else fp32).</summary>
+    public string Precision { get; init; } = "fp32";
+    /// <summary>cuDNN autotuning of convolutions (null: on for CUDA); accepted and without effect on the CPU.</summary>
+    public bool? CudnnBenchmark { get; init; }
+    /// <summary>TF32 tensor cores for float32 cuDNN convolutions and cuBLAS matmuls (null: on for CUDA); accepted and
+    /// without effect on the CPU.</summary>
+    public bool? Tf32 { get; init; }
 }
 
 /// <summary><c>eval:</c> how validation and <c>eval</c> predict.</summary>
@@ -220,7 +231,7 @@ public sealed record EvalConfig
     public string Mode { get; init; } = "whole";
     /// <summary>Sliding window [height, width].</summary>
     public IReadOnlyList<int> Window { get; init; } = [512, 512];
-    /// <summary>Sliding stride [height, width].</summary>
+    /// <summary>Sliding stride [height, width]; default 2/3 of the window; at most the window (config error otherwise).</summary>
     public IReadOnlyList<int> Stride { get; init; } = [341, 341];
     /// <summary>Average with the horizontally flipped prediction.</summary>
     public bool Flip { get; init; }
@@ -230,4 +241,7 @@ public sealed record EvalConfig
     public int BatchSize { get; init; } = 1;
     /// <summary>Sample overlays in the report.</summary>
     public int Samples { get; init; } = 6;
+    /// <summary><c>eval.allow_nonfinite</c>: score pixels whose output is NaN or infinite (counted and reported) instead
+    /// of stopping with <see cref="Evaluation.NonFiniteOutputException"/>.</summary>
+    public bool AllowNonFinite { get; init; }
 }

@@ -92,15 +92,31 @@ public sealed class DataParallel
     public void CheckConfig(TrainConfig config) => ConfigAgreement.Check(Group, config);
 
     /// <summary>After the weights are final for the start (fresh, pretrained or resumed): rank 0's parameters and
-    /// buffers go to every rank, and the gradient buckets are laid out.</summary>
-    public void Synchronize(nn.Module model)
+    /// buffers (model and loss) go to every rank, and the gradient buckets are laid out.</summary>
+    public void Synchronize(nn.Module model, nn.Module lossState)
     {
         GradientReducer.BroadcastState(Group, model);
+        GradientReducer.BroadcastState(Group, lossState);
         reducer = Group.Size > 1 ? new GradientReducer(Group, model.parameters()) : null;
+        lossBuffers = Group.Size > 1 ? [.. lossState.buffers().Where(b => b.is_floating_point())] : [];
     }
+
+    Tensor[] lossBuffers = [];
 
     /// <summary>After backward, before clipping and the optimizer: every gradient becomes its mean over ranks.</summary>
     public void AverageGradients() => reducer?.AverageGradients();
+
+    /// <summary>After the optimizer step: state that a loss updates from its batch (center loss's class centers)
+    /// becomes its mean over ranks, so that every rank keeps the same state as one process would.</summary>
+    public void AverageLossState()
+    {
+        using var _ = no_grad();
+        foreach (var b in lossBuffers)
+        {
+            Group.AllReduce(b);
+            b.div_(WorldSize);
+        }
+    }
 
     /// <summary>
     /// One small all-reduce per step: the logged loss and loss terms become their means over ranks, and the
@@ -130,7 +146,7 @@ public sealed class DataParallel
     /// this refuses, naming both.
     /// </summary>
     /// <exception cref="DistributedException">The global batch would change.</exception>
-    public void CheckResume(RunPaths paths, TrainConfig config, TrainConfig checkpointConfig)
+    public void CheckResume(RunPaths paths, TrainConfig config, string checkpointYaml, IReadOnlyList<string> checkpointOverrides)
     {
         var previousWorld = 1;
         if (File.Exists(paths.Config))
@@ -138,13 +154,14 @@ public sealed class DataParallel
                 if (line.StartsWith("# world size: ", StringComparison.Ordinal)
                     && int.TryParse(line["# world size: ".Length..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var w))
                     previousWorld = w;
+        if (previousWorld == WorldSize) return;   // the same split of the same global batch, or a changed recipe (warned about)
+        var checkpointConfig = ConfigLoader.Parse(checkpointYaml, paths.Last, checkpointOverrides);
         long before = (long)checkpointConfig.Data.BatchSize * previousWorld * checkpointConfig.Train.Accumulate;
         long now = (long)config.Data.BatchSize * WorldSize * config.Train.Accumulate;
         if (before != now)
             throw new DistributedException(
                 $"--resume: {paths.Last} was trained with a global batch of {before} (data.batch_size {checkpointConfig.Data.BatchSize} x {previousWorld} processes x train.accumulate {checkpointConfig.Train.Accumulate}) " +
                 $"but this run's is {now} ({config.Data.BatchSize} x {WorldSize} x {config.Train.Accumulate}); resume with the same global batch (the data order depends on it) or start a new run");
-        if (previousWorld != WorldSize)
-            Console.WriteLine($"note: resuming a {previousWorld}-process run on {WorldSize} processes with the same global batch of {now}");
+        Console.WriteLine($"note: resuming a {previousWorld}-process run on {WorldSize} processes with the same global batch of {now}");
     }
 }

@@ -17,21 +17,35 @@ public static class RankConsole
         Console.SetError(TextWriter.Synchronized(new PrefixWriter(Console.Error, $"rank {rank}: ")));
     }
 
-    /// <summary>Writes <paramref name="prefix"/> at the start of every line.</summary>
+    /// <summary>Writes <paramref name="prefix"/> at the start of every line, a whole line per write (so that lines of
+    /// ranks that share the launcher's stderr do not interleave within a line).</summary>
     sealed class PrefixWriter(TextWriter inner, string prefix) : TextWriter
     {
-        bool atLineStart = true;
+        readonly StringBuilder line = new();
 
         public override Encoding Encoding => inner.Encoding;
 
         public override void Write(char value)
         {
-            if (atLineStart && value != '\r') inner.Write(prefix);
-            inner.Write(value);
-            atLineStart = value == '\n';
-            if (atLineStart) inner.Flush();
+            if (value == '\r') return;
+            if (value != '\n')
+            {
+                line.Append(value);
+                return;
+            }
+            inner.Write(prefix + line + "\n");
+            inner.Flush();
+            line.Clear();
         }
 
-        public override void Flush() => inner.Flush();
+        public override void Flush()
+        {
+            if (line.Length > 0)
+            {
+                inner.Write(prefix + line);
+                line.Clear();
+            }
+            inner.Flush();
+        }
     }
 }

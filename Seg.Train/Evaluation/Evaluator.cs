@@ -17,6 +17,10 @@ public sealed record EvalResult(SegmentationMetrics Metrics, long[,] Counts, IRe
     /// <summary>Id of every evaluated image, in the order of <see cref="PerImageScores.PerImage"/> (for the worst-images table).</summary>
     public IReadOnlyList<string> ImageIds { get; init; } = [];
 
+    /// <summary>Pixels whose output was NaN or infinite (non-zero only with <c>eval.allow_nonfinite</c>; otherwise
+    /// such a pixel stops the evaluation, see <see cref="NonFiniteOutputException"/>).</summary>
+    public long NonFinitePixels { get; init; }
+
     /// <summary>The lowest-scoring images (mIoU^I score), worst first, up to <see cref="Evaluator.WorstKept"/>: what
     /// the report shows beside the first samples.</summary>
     public IReadOnlyList<(EvalSample Sample, double Score)> Worst { get; init; } = [];
@@ -53,6 +57,7 @@ public static class Evaluator
         using var matrix = new ConfusionMatrix(classNames.Count, ignoreIndex);
         var images = 0;
         var batchIndex = 0;
+        long nonFinite = 0;
         try
         {
             using var _ = no_grad();
@@ -61,7 +66,9 @@ public static class Evaluator
                 using (batch)
                 using (var scope = NewDisposeScope())
                 {
-                    var predictions = Inference.Probabilities(model, batch.Images, eval).argmax(1);
+                    var probabilities = Inference.Probabilities(model, batch.Images, eval);
+                    nonFinite += CheckFinite(probabilities, batch.Ids, eval.AllowNonFinite);
+                    var predictions = probabilities.argmax(1);
                     matrix.Update(predictions, batch.Labels);
                     for (var i = 0; i < batch.Count && samples.Count < eval.Samples; i++)
                         samples.Add(new EvalSample(batch.Ids[i],
@@ -82,14 +89,25 @@ public static class Evaluator
         }
         if (group is not { Size: > 1 })
             return new EvalResult(SegmentationMetrics.From(matrix, classNames), matrix.ToArray(), samples, watch.Elapsed, images)
-                { ImageIds = ids, Worst = worst };
+                { ImageIds = ids, Worst = worst, NonFinitePixels = nonFinite };
         var (counts, statistics, allIds) = Combine(group, matrix, indices, ids, loader.Dataset.Count, classNames.Count);
         return new EvalResult(SegmentationMetrics.From(counts, statistics, classNames), counts, samples, watch.Elapsed, allIds.Count)
-            { ImageIds = allIds, Worst = worst };
+            { ImageIds = allIds, Worst = worst, NonFinitePixels = nonFinite };   // this rank's count
     }
 
     /// <summary>How many of the lowest-scoring images an evaluation keeps for the report.</summary>
     public const int WorstKept = 4;
+
+    /// <summary>Counts the pixels of <paramref name="probabilities"/> [B, C, H, W] whose scores are not all finite (one
+    /// read from the device per batch); throws <see cref="NonFiniteOutputException"/> naming the first such image
+    /// unless <paramref name="allow"/>.</summary>
+    public static long CheckFinite(Tensor probabilities, IReadOnlyList<string> ids, bool allow)
+    {
+        var counts = NonFiniteOutputException.CountPerImage(probabilities);
+        for (var i = 0; i < counts.Length && !allow; i++)
+            if (counts[i] > 0) throw new NonFiniteOutputException(ids[i], counts[i], probabilities.shape[2] * probabilities.shape[3]);
+        return counts.Sum();
+    }
 
     // Each image's score as in mIoU^I (the same per-image statistics, from a matrix of this batch alone); an image
     // worse than the best of those kept replaces it. Ties keep the earlier image, as the worst-images table does.

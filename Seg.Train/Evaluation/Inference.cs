@@ -39,14 +39,26 @@ public static class Inference
     }
 
     static Tensor Logits(nn.Module<Tensor, Tensor> model, Tensor images, EvalConfig eval) =>
-        eval.Mode == "slide" ? Slide(model, images, eval.Window[0], eval.Window[1], eval.Stride[0], eval.Stride[1]) : model.forward(images);
+        eval.Mode == "slide" ? Slide(model, images, eval.Window[0], eval.Window[1], eval.Stride[0], eval.Stride[1]) : Forward(model, images);
+
+    // Under autocast the model returns bf16/fp16 logits: softmax, averaging and upsampling are done in float32.
+    static Tensor Forward(nn.Module<Tensor, Tensor> model, Tensor images)
+    {
+        var logits = model.forward(images);
+        return logits.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? logits.to(ScalarType.Float32) : logits;
+    }
 
     /// <summary>
     /// Sliding-window logits: windows of [wh, ww] every [sh, sw] pixels (the last window flush with the border),
     /// overlapping logits averaged. Images smaller than a window are padded with zeros, then cropped back.
     /// </summary>
+    /// <exception cref="ArgumentException">A stride below 1 or beyond the window (pixels no window covers would
+    /// get 0/0 logits).</exception>
     public static Tensor Slide(nn.Module<Tensor, Tensor> model, Tensor images, int wh, int ww, int sh, int sw)
     {
+        if (wh < 1 || ww < 1 || sh < 1 || sw < 1 || sh > wh || sw > ww)
+            throw new ArgumentException($"sliding window {wh}x{ww} with stride {sh}x{sw}: the stride must be between 1 and the window, " +
+                                        "or some pixels are covered by no window");
         long h = images.shape[2], w = images.shape[3];
         long padH = Math.Max(0, wh - h), padW = Math.Max(0, ww - w);
         var padded = padH > 0 || padW > 0 ? nn.functional.pad(images, [0, padW, 0, padH]) : images;
@@ -57,7 +69,7 @@ public static class Inference
             foreach (var x in SlidingWindow.Starts(pw, ww, sw))
             {
                 var crop = padded[.., .., y..(y + wh), x..(x + ww)];
-                var logits = model.forward(crop);
+                var logits = Forward(model, crop);
                 sum ??= zeros([images.shape[0], logits.shape[1], ph, pw], logits.dtype, images.device);
                 sum[.., .., y..(y + wh), x..(x + ww)] += logits;
                 count[.., .., y..(y + wh), x..(x + ww)] += 1;

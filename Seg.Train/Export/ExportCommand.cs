@@ -3,6 +3,7 @@ using Seg.Data.Transforms;
 using Seg.Models.Export;
 using Seg.Onnx;
 using Seg.Train.Checkpoints;
+using Seg.Train.Config;
 
 namespace Seg.Train.Export;
 
@@ -27,6 +28,9 @@ public static class ExportCommand
     {
         // Before the model is loaded: an existing output must be a regular file (not /dev/full, a FIFO, a folder or a link).
         FileChecks.RequireWritableFile(Path.GetFullPath(output), "--output");
+        if (staticSize is { } fixedSize && (fixedSize.Height is < 1 or > ConfigLoader.MaxImageSide || fixedSize.Width is < 1 or > ConfigLoader.MaxImageSide))
+            throw new ArgumentException($"--static {fixedSize.Height} {fixedSize.Width}: each side must lie in [1, {ConfigLoader.MaxImageSide}] " +
+                                        "(the exporter runs the model once at that size)");
         var loaded = CheckpointModel.Load(checkpoint);
         var eval = loaded.Config.Eval;
         var normalization = loaded.ValPipeline().Normalization;

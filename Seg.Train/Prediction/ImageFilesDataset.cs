@@ -3,12 +3,14 @@ using Seg.Data;
 
 namespace Seg.Train.Prediction;
 
-/// <summary>Unlabelled images from files, as a dataset (every mask pixel ignored), so that the loader batches them.</summary>
+/// <summary>Unlabelled images from files, as a dataset (every mask pixel ignored), so that the loader batches them.
+/// <paramref name="pipelineBytesPerPixel"/> is what prediction allocates per pixel after the decode, counted with it
+/// against the image memory limit before the file is decoded.</summary>
 public sealed class ImageFilesDataset(IReadOnlyList<string> files, IReadOnlyList<string> classNames,
-    IReadOnlyList<(byte R, byte G, byte B)> palette) : ISegmentationDataset
+    IReadOnlyList<(byte R, byte G, byte B)> palette, long pipelineBytesPerPixel = Seg.Data.Imaging.SampleFiles.TensorBytesPerPixel) : ISegmentationDataset
 {
-    /// <summary>Image file extensions <see cref="Find"/> picks up.</summary>
-    public static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"];
+    /// <summary>Image file extensions <see cref="Find"/> picks up: the datasets' list (<see cref="Seg.Data.Imaging.SampleFiles.ImageExtensions"/>).</summary>
+    public static IReadOnlyList<string> Extensions => Seg.Data.Imaging.SampleFiles.ImageExtensions;
 
     /// <summary>The file itself, or the images directly inside a directory (sorted by name).</summary>
     public static IReadOnlyList<string> Find(string input)
@@ -39,7 +41,7 @@ public sealed class ImageFilesDataset(IReadOnlyList<string> files, IReadOnlyList
     {
         var path = files[index];
         // The datasets' reader: size-checked before decoding, and any decoder failure named (BadSampleException).
-        var image = Seg.Data.Imaging.SampleFiles.ReadImage(path);
+        var image = Seg.Data.Imaging.SampleFiles.ReadImage(path, pipelineBytesPerPixel);
         var mask = new Mat(image.Rows, image.Cols, MatType.CV_8UC1, new Scalar(255));
         return new SegmentationSample(image, mask, Path.GetFileNameWithoutExtension(path));
     }

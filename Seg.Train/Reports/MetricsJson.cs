@@ -7,7 +7,8 @@ namespace Seg.Train.Reports;
 
 /// <summary>
 /// <c>metrics.json</c>: <c>{"mIoU", "aAcc", "mAcc", "mDice", "image_mIoU", "mIoU_I", "mIoU_C", "mIoU_I_worst5",
-/// "mIoU_I_worst10", "mIoU_C_worst10", "iterations", "images", "classes": [{"name", "iou", "acc", "dice", ...}]}</c>,
+/// "mIoU_I_worst10", "mIoU_C_worst10", "iterations", "images", "nonfinite_pixels", "skipped_samples", "skipped_files",
+/// "classes": [{"name", "iou", "acc", "dice", ...}]}</c>,
 /// fractions in [0, 1]. A class with an empty union has <c>"iou": null</c> and <c>"excluded": true</c> (it is left out
 /// of the means). <c>mIoU</c> is the dataset-level mIoU^D; <c>mIoU_I</c>, <c>mIoU_C</c> and the worst-case fields are
 /// those of <see cref="PerImageScores"/> (worst 5 % and 10 % of the images). <c>"run"</c> describes the run
@@ -16,8 +17,14 @@ namespace Seg.Train.Reports;
 public static class MetricsJson
 {
     /// <summary>The JSON object for <paramref name="metrics"/> after <paramref name="iterations"/> training steps.</summary>
-    public static JsonObject ToJson(SegmentationMetrics metrics, long iterations, RunInfo? run = null)
+    /// <param name="metrics">The scores.</param>
+    /// <param name="iterations">Training steps behind them.</param>
+    /// <param name="run">What produced them (config, device, data), or null.</param>
+    /// <param name="nonFinitePixels">Pixels scored although their output was NaN or infinite (<c>eval.allow_nonfinite</c>).</param>
+    /// <param name="skipped">Samples left out by <c>data.on_bad_sample: skip</c>.</param>
+    public static JsonObject ToJson(SegmentationMetrics metrics, long iterations, RunInfo? run = null, long nonFinitePixels = 0, SkippedSamples? skipped = null)
     {
+        skipped ??= SkippedSamples.None;
         var classes = new JsonArray();
         foreach (var c in metrics.Classes)
             classes.Add(new JsonObject
@@ -44,14 +51,17 @@ public static class MetricsJson
             ["mIoU_C_worst10"] = metrics.WorstMeanIoUPerClass(0.10),
             ["iterations"] = iterations,
             ["images"] = metrics.Images,
+            ["nonfinite_pixels"] = nonFinitePixels,
+            ["skipped_samples"] = skipped.Count,
+            ["skipped_files"] = new JsonArray(skipped.First.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray()),
             ["classes"] = classes,
             ["run"] = run?.ToJson(),
         };
     }
 
     /// <summary>Writes <c>metrics.json</c>.</summary>
-    public static void Write(string path, SegmentationMetrics metrics, long iterations, RunInfo? run = null)
+    public static void Write(string path, SegmentationMetrics metrics, long iterations, RunInfo? run = null, long nonFinitePixels = 0, SkippedSamples? skipped = null)
     {
-        AtomicFile.WriteAllText(path, ToJson(metrics, iterations, run).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(path, ToJson(metrics, iterations, run, nonFinitePixels, skipped).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

@@ -21,7 +21,11 @@ namespace Seg.Train.Reports;
 /// <param name="Run">What was trained and how (null: not known, e.g. a bare weight file).</param>
 public sealed record ReportData(
     string Title, long Iterations, string? Checkpoint, EvalResult Evaluation,
-    IReadOnlyList<(byte R, byte G, byte B)> Palette, Normalize? Normalization, long IgnoreIndex, RunTiming? Timing, RunInfo? Run = null);
+    IReadOnlyList<(byte R, byte G, byte B)> Palette, Normalize? Normalization, long IgnoreIndex, RunTiming? Timing, RunInfo? Run = null)
+{
+    /// <summary>Samples that <c>data.on_bad_sample: skip</c> left out (shown when there are any).</summary>
+    public SkippedSamples Skipped { get; init; } = SkippedSamples.None;
+}
 
 /// <summary>
 /// Writes <c>report.md</c> (with PNGs in <c>plots/</c>) and a self-contained <c>report.html</c> (the same PNGs
@@ -124,6 +128,11 @@ public static class ReportWriter
         yield return ("mDice", P(m.MeanDice));
         yield return ("iterations", d.Iterations.ToString(CultureInfo.InvariantCulture));
         yield return ("images scored", d.Evaluation.Images.ToString(CultureInfo.InvariantCulture));
+        if (d.Evaluation.NonFinitePixels > 0)
+            yield return ("pixels with NaN/Inf output, scored as their arg-max", d.Evaluation.NonFinitePixels.ToString(CultureInfo.InvariantCulture));
+        if (d.Skipped.Count > 0)
+            yield return ("bad samples skipped (on_bad_sample: skip)",
+                $"{d.Skipped.Count.ToString(CultureInfo.InvariantCulture)}, e.g. {string.Join("; ", d.Skipped.First.Take(SkippedSamples.Shown))}");
         if (d.Checkpoint is not null && d.Run is null) yield return ("checkpoint", d.Checkpoint);
     }
 

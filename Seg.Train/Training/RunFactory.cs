@@ -23,12 +23,25 @@ public static class RunFactory
         catch (DeviceUnavailableException e) { throw new ConfigException(source, "train.device", e.Message); }
     }
 
+    /// <summary><c>--device</c> of <c>predict</c> and <c>eval</c> (null: <c>auto</c>): a checkpoint goes onto any
+    /// device, whatever it was trained on.</summary>
+    /// <exception cref="ArgumentException">An unknown name, or a device this machine cannot give; the message says why.</exception>
+    public static Device ResolveDeviceOption(string? name)
+    {
+        try { return SegRuntime.ResolveDevice(name ?? "auto"); }
+        catch (Exception e) when (e is DeviceUnavailableException or ArgumentException)
+        {
+            throw new ArgumentException($"--device {name}: {e.Message}", e);
+        }
+    }
+
     /// <summary>The dataset split <paramref name="split"/> as configured.</summary>
     public static ISegmentationDataset CreateDataset(DataConfig data, string split, int? count, int seed, string source)
     {
+        ISegmentationDataset dataset;
         try
         {
-            return DatasetFactory.Create(new DatasetOptions
+            dataset = DatasetFactory.Create(new DatasetOptions
             {
                 Type = data.Type,
                 Root = data.Root,
@@ -48,6 +61,10 @@ public static class RunFactory
             var closest = key == "data.type" ? $" (closest valid value: '{ClosestKey.Find(data.Type, DatasetFactory.Types)}')" : "";
             throw new ConfigException(source, key, e.Message + closest);
         }
+        // The losses' and the confusion matrix's rule, named by its key before any step.
+        if (IgnoreIndexRule.Problem(dataset.IgnoreIndex, dataset.NumClasses) is { } problem)
+            throw new ConfigException(source, "data.ignore_index", problem);
+        return dataset;
     }
 
     /// <summary>
@@ -100,16 +117,11 @@ public static class RunFactory
     }
 
     /// <summary>
-    /// Loads <c>model.pretrained</c> non-strictly: first as a whole-model state_dict; when nothing of it fits and
-    /// the model has an ImageNet backbone, as backbone weights. Returns a one-line summary.
+    /// Loads <c>model.pretrained</c> (a path, <c>imagenet</c>, <c>coco_voc</c> or a URL with its SHA-256, downloaded
+    /// and checked by <see cref="PretrainedWeights"/>) into <paramref name="model"/>. Returns a one-line summary.
     /// </summary>
-    public static string LoadPretrained(nn.Module model, string path)
-    {
-        var report = StateDict.LoadInto(model, path, strict: false);
-        if (report.Loaded.Count == 0 && model is ISegmentationModel { BackbonePrefix: not null })
-            report = StateDict.LoadBackbone(model, path);
-        return report.ToString();
-    }
+    public static string LoadPretrained(nn.Module model, ModelConfig config) =>
+        PretrainedWeights.Load(model, config.Name, PretrainedSource.Parse(config.Pretrained!, config.PretrainedSha256)).ToString();
 
     /// <summary>The composite loss of the configured terms, each built by its <see cref="LossTypes"/> entry; with
     /// <paramref name="softLabels"/>, the terms that take soft labels (<see cref="LossType.TakesSoftLabels"/>) get

@@ -49,12 +49,21 @@ public static class Trainer
         long stepStart = 0;
         var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
         var total = config.Train.Iterations;
+        // Mixed precision: forward and loss under autocast, fp16 with a loss scaler (RunPrecision).
+        var precision = RunPrecision.Resolve(config.Train.Precision, device);
+        var scaler = precision.CreateScaler();
+        GpuSwitches.Apply(config.Train, device);
         manual_seed(config.Train.Seed);
 
         var trainSet = RunFactory.CreateDataset(config.Data, config.Data.TrainSplit, config.Data.TrainCount, config.DataSeed, src);
         var valSet = RunFactory.CreateDataset(config.Data, config.Data.ValSplit, config.Data.ValCount, config.DataSeed, src);
+        SkippedSamples.Watch(trainSet, "train", Console.Error);
+        SkippedSamples.Watch(valSet, "val", Console.Error);
         var trainPipeline = RunFactory.TrainPipeline(config.Data, src);
         var valPipeline = RunFactory.ValPipeline(config.Data, trainPipeline, src);
+        if (trainSet.Count < config.Data.BatchSize)
+            throw new ConfigException(src, "data.batch_size", $"{config.Data.BatchSize} exceeds the {trainSet.Count} training samples: training drops the " +
+                                                              "last incomplete batch, so no step would run; lower data.batch_size");
         var numClasses = trainSet.NumClasses;
         var heads = new HeadHolder();
         var model = RunFactory.CreateModel(config.Model, numClasses, src, heads);
@@ -77,32 +86,40 @@ public static class Trainer
             var state = CheckpointFile.Load(paths.Last, model, optimizer, criterion);
             (start, bestMeanIoU, bestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
             CheckpointFile.RestoreRng(state.RngState);
+            if (scaler is not null && state.Scaler is { } scalerState) scaler.Restore(scalerState);
             if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
                 Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
-            dp.CheckResume(paths, config, ConfigLoader.Parse(state.ConfigYaml, paths.Last, state.Overrides));
+            dp.CheckResume(paths, config, state.ConfigYaml, state.Overrides);
         }
-        else if (config.Model.Pretrained is { } weights)
+        else if (config.Model.Pretrained is not null)
         {
-            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, weights)}");
+            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
         }
-        dp.Synchronize(model);   // every rank starts from rank 0's weights
+        dp.Synchronize(model, criterion);   // every rank starts from rank 0's weights
 
         using var trainLoader = new SegmentationLoader(trainSet, trainPipeline,
             dp.ShardTraining(new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, accumulate), device);
         using var valLoader = new SegmentationLoader(valSet, valPipeline,
             dp.ShardEvaluation(new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }), device);
 
-        folder?.WriteConfig((dp.WorldSize > 1 ? dp.ConfigHeader : "") + EffectiveConfig(request));
+        folder?.WriteConfig(EffectiveConfig(request, dp.WorldSize > 1 ? dp.ConfigHeader : ""));
         var termNames = criterion.Terms.Select(t => t.Name).ToList();
         using var log = main ? TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null) : null;
         if (main) EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
         var board = main ? utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false) : null;
         var classNames = trainSet.ClassNames;
 
+        EvalResult Evaluate()
+        {
+            using (precision.Autocast(device))
+                return Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+        }
+
         void Save(string path, long iteration)
         {
             var state = new CheckpointState(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
-                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng());
+                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng(),
+                precision.Name, scaler?.State);
             CheckpointFile.Save(path, state, model, optimizer, criterion);
             folder!.CheckpointSaved(path);
         }
@@ -110,7 +127,7 @@ public static class Trainer
         // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
         var splitWarning = SplitOverlap.Warning(trainSet, valSet);
         if (splitWarning is not null) Console.Error.WriteLine("WARNING: " + splitWarning);
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {precision.Describe()}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                           $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
 
         // ---- the loop ----
@@ -155,30 +172,43 @@ public static class Trainer
                     }
 
                     Tensor loss;
-                    if (auxModel is null)
+                    using (precision.Autocast(device))
                     {
-                        loss = criterion.forward(model.forward(batch.Images), batch.Labels);
-                        termValues = criterion.LastValues;
-                    }
-                    else
-                    {
-                        var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
-                        loss = criterion.forward(output, batch.Labels);
-                        termValues = criterion.LastValues;
-                        loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+                        if (auxModel is null)
+                        {
+                            loss = criterion.forward(model.forward(batch.Images), batch.Labels);
+                            termValues = criterion.LastValues;
+                        }
+                        else
+                        {
+                            var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
+                            loss = criterion.forward(output, batch.Labels);
+                            termValues = criterion.LastValues;
+                            loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+                        }
                     }
                     // Gradients of k micro-batches are summed: each backward gets loss / k, so that the step's
                     // gradient is that of the mean loss over its global batch (k = 1: the loss itself, same bits).
                     if (accumulate > 1) loss = loss / accumulate;
-                    loss.backward();
+                    (scaler?.Scale(loss) ?? loss).backward();
                     stepLoss = stepLoss is null ? loss.detach().DetachFromDisposeScope() : ReplaceSum(stepLoss, loss);
                     foreach (var (term, value) in termValues) stepTerms[term] = stepTerms.GetValueOrDefault(term) + value / accumulate;
                     imagesSeen += batch.Count * dp.WorldSize;
                     if (micro < accumulate - 1) continue;
 
                     dp.AverageGradients();
-                    if (config.Train.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
-                    optimizer.step();
+                    if (config.Train.GradClip > 0)
+                    {
+                        scaler?.Unscale(optimizer);   // clip the true gradients, not the scaled ones
+                        nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
+                    }
+                    if (scaler is null) optimizer.step();
+                    else
+                    {
+                        scaler.Step(optimizer);   // skipped when a gradient is inf or NaN; the scale then backs off
+                        scaler.Update();
+                    }
+                    dp.AverageLossState();
                     // The step's one wait for the device: read the loss once the whole step is queued, so that the
                     // device never waits for the host to queue the backward pass. A diverged step has updated the
                     // weights in memory, but the run stops here and no checkpoint is written from them.
@@ -205,7 +235,7 @@ public static class Trainer
                 if ((config.Train.EvalEvery > 0 && done % config.Train.EvalEvery == 0) || done == total)
                 {
                     trainWatch.Stop();
-                    lastEval = Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+                    lastEval = Evaluate();
                     evalTime += lastEval.Elapsed;
                     var m = lastEval.Metrics;
                     if (main) EvalLog.Append(paths.EvalLog, done, m);
@@ -240,19 +270,22 @@ public static class Trainer
         if (interrupted) return new TrainOutcome(TrainStatus.Interrupted, done, paths, null);
 
         // ---- final scores and report ----
-        lastEval ??= Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
+        lastEval ??= Evaluate();
         if (!main)
         {
             lastEval.DisposeSamples();
             return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
         }
         var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, tuner?.Threads ?? threads.Threads,
-            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning]);
-        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run);
+            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning], precision.Name);
+        var skipped = SkippedSamples.Of(trainSet, valSet);
+        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run, lastEval.NonFinitePixels, skipped);
         var waited = trainLoader.Stats.WaitTime - waitBefore;
         var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
             trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
-        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run));
+        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run)
+            { Skipped = skipped });
+        if (skipped.Count > 0) Console.Error.WriteLine($"warning: {skipped.Count} bad sample(s) were skipped (data.on_bad_sample: skip); see the report");
         lastEval.DisposeSamples();
         Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
         return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
@@ -283,8 +316,10 @@ public static class Trainer
             : $"{paths.Best} cannot stand in for it ({reason}).";
     }
 
-    static string EffectiveConfig(TrainRequest request) =>
-        $"# source: {request.Source}\n" +
-        string.Concat(request.Overrides.Select(o => $"# --set {o}\n")) +
-        request.ConfigYaml;
+    // The config the run uses, overrides applied, so that `eval --config RUN/config.yaml` builds the same model. The
+    // first line stays RunFolder.ConfigHeader (it marks the folder as a Seg run); other comment lines follow it.
+    static string EffectiveConfig(TrainRequest request, string moreHeader) =>
+        $"{RunFolder.ConfigHeader}{request.Source}\n" + moreHeader +
+        (request.Overrides.Count > 0 ? $"# with {string.Join(" ", request.Overrides.Select(o => $"--set {o}"))} applied below\n" : "") +
+        ConfigLoader.EffectiveYaml(request.ConfigYaml, request.Source, request.Overrides);
 }

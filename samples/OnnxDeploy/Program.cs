@@ -1,5 +1,6 @@
 using OpenCvSharp;
 using Seg.Onnx;
+using Seg.Onnx.Imaging;
 
 // Segments images with a model exported by `seg export` and writes colour masks next to them.
 // Usage: OnnxDeploy MODEL.onnx IMAGE... [--cuda]
@@ -18,20 +19,16 @@ try
     Console.WriteLine($"{meta.ModelName} (iteration {meta.Iteration}), {segmenter.NumClasses} classes: {string.Join(", ", meta.ClassNames)}");
     foreach (var path in files.Skip(1))
     {
-        using var image = Cv2.ImRead(path, ImreadModes.Color);
-        if (image.Empty()) throw new InvalidDataException($"{path}: not a readable image");
+        // ReadImage refuses FIFOs, formats other than PNG/JPEG/BMP/TIFF/WebP, and images whose declared size would
+        // take more than OnnxSegmenterOptions.MaxImageBytes to predict, naming the file, before decoding.
+        using var image = segmenter.ReadImage(path);
         using var labels = segmenter.Predict(image);
         var counts = new int[Math.Max(segmenter.NumClasses, 1)];
-        using var mask = new Mat(labels.Size(), MatType.CV_8UC3);
         int rows = labels.Rows, cols = labels.Cols;
         for (int y = 0; y < rows; y++)
             for (int x = 0; x < cols; x++)
-            {
-                int c = labels.At<int>(y, x);
-                if (c < counts.Length) counts[c]++;
-                var (r, g, b) = c < meta.Palette.Count ? meta.Palette[c] : ((byte)255, (byte)255, (byte)255);
-                mask.Set(y, x, new Vec3b(b, g, r));
-            }
+                if (labels.At<int>(y, x) is var c && c >= 0 && c < counts.Length) counts[c]++;
+        using var mask = MaskColours.Colourise(labels, meta.Palette); // the file's palette; unknown labels white
         var output = Path.ChangeExtension(path, null) + "_mask.png";
         Cv2.ImWrite(output, mask);
         var shares = counts.Select((n, c) => (n, c)).Where(t => t.n > 0)

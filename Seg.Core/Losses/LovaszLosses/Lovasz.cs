@@ -26,11 +26,15 @@ public static partial class Lovasz
     public const int MaxBins = 1 << 24;
 
     /// <summary>
-    /// Lovász-Softmax loss.
+    /// Lovász-Softmax loss on <b>probabilities, not logits</b>: pass <c>logits.softmax(1)</c>, or use
+    /// <see cref="LovaszSoftmaxLoss"/>, which takes the logits and applies the softmax itself. Logits given here
+    /// would return a plausible-looking number; on the CPU, where the check costs no device wait, values outside
+    /// [0, 1] throw. On other devices nothing is checked (a check would wait for the device each call). Whether
+    /// each pixel's probabilities sum to 1 is not checked: per-class sigmoid probabilities are valid input too.
     /// </summary>
     /// <param name="probas">[B,C,H,W] class probabilities (after softmax), or [B,H,W] foreground probabilities
     /// (after sigmoid: two classes, background 1−p and foreground p; Present and All then mean class 1 and
-    /// Only may name 0 and 1).</param>
+    /// Only may name 0 and 1). Not logits.</param>
     /// <param name="labels">[B,H,W] int64 class ids.</param>
     /// <param name="classes">Classes to average over (default: present ones).</param>
     /// <param name="perImage">Average per image, then over images with at least one selected class.</param>
@@ -39,10 +43,29 @@ public static partial class Lovasz
     /// 1/bins of the exact loss.</param>
     /// <returns>A scalar of the dtype of <paramref name="probas"/>.</returns>
     /// <exception cref="ArgumentException">Shapes that do not match (the message names both), non-integer labels,
-    /// labels or selected classes outside the classes of <paramref name="probas"/>.</exception>
+    /// labels or selected classes outside the classes of <paramref name="probas"/>; on the CPU, values of
+    /// <paramref name="probas"/> outside [0, 1] (logits instead of probabilities).</exception>
     public static Tensor Softmax(Tensor probas, Tensor labels, ClassSelection classes = default,
-                                 bool perImage = false, long? ignoreIndex = null, int bins = 0) =>
-        SoftmaxWithKernelChoice(probas, labels, classes, perImage, ignoreIndex, bins, allowCpuKernel: true);
+                                 bool perImage = false, long? ignoreIndex = null, int bins = 0)
+    {
+        ArgumentNullException.ThrowIfNull(probas);
+        RequireProbabilitiesOnCpu(probas, nameof(probas));
+        return SoftmaxWithKernelChoice(probas, labels, classes, perImage, ignoreIndex, bins, allowCpuKernel: true);
+    }
+
+    /// <summary>Throws when CPU <paramref name="probas"/> hold a value outside [0, 1] (NaN passes, as the loss
+    /// propagates it): the mark of logits given for probabilities. One min/max pass, no device wait on the CPU.</summary>
+    static void RequireProbabilitiesOnCpu(Tensor probas, string name)
+    {
+        if (probas.device_type != DeviceType.CPU || probas.numel() == 0 || !probas.is_floating_point()) return;
+        using var scope = NewDisposeScope();
+        var (min, max) = probas.detach().aminmax();
+        double low = min.to(ScalarType.Float64).item<double>(), high = max.to(ScalarType.Float64).item<double>();
+        if (low < 0 || high > 1)
+            throw new ArgumentException(
+                $"{name} holds values outside [0, 1] (min {low:G4}, max {high:G4}): Lovász-Softmax takes probabilities, not logits; " +
+                "pass logits.softmax(1), or use LovaszSoftmaxLoss, which takes the logits.", name);
+    }
 
     /// <summary><see cref="Softmax(Tensor, Tensor, ClassSelection, bool, long?, int)"/>; tests turn the CPU kernel
     /// off to compare it with the device-generic path.</summary>
@@ -69,6 +92,7 @@ public static partial class Lovasz
         long pixels = ls[1] * ls[2];
         long classCount = binary ? 2 : ps[1];
         string what = $"probas {LossInputs.Shape(probas)}";
+        IgnoreIndexRule.Check(ignoreIndex, classCount);
         // float32 on the CPU takes the fused kernel, which also reads the labels in one pass of its own.
         bool kernel = allowCpuKernel && LovaszCpuKernel.SupportsSoftmax(probas, classCount) && !LabelChecks.Defers(y);
         Tensor? valid = null, kernelLabels = null, classCounts;

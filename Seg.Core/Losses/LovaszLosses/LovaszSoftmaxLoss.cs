@@ -45,6 +45,7 @@ public sealed class LovaszSoftmaxLoss : nn.Module<Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         var (x, y) = LossInputs.MultiClass(logits, labels);
         var probas = x.to(LossInputs.WorkType(x)).softmax(1);
-        return Lovasz.Softmax(probas, y, Classes, PerImage, IgnoreIndex, Bins).to(logits.dtype).MoveToOuterDisposeScope();
+        // The softmax above makes probabilities: no range check needed.
+        return Lovasz.SoftmaxWithKernelChoice(probas, y, Classes, PerImage, IgnoreIndex, Bins, allowCpuKernel: true).to(logits.dtype).MoveToOuterDisposeScope();
     }
 }

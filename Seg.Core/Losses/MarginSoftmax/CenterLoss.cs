@@ -39,6 +39,7 @@ public sealed class CenterLoss : nn.Module<Tensor, Tensor, Tensor>
     {
         if (features < 1) throw new ArgumentOutOfRangeException(nameof(features), features, "CenterLoss: features must be ≥ 1.");
         if (classes < 1) throw new ArgumentOutOfRangeException(nameof(classes), classes, "CenterLoss: classes must be ≥ 1.");
+        LossInputs.CheckTableSize("CenterLoss", features, classes);
         if (!(alpha >= 0 && alpha <= 1)) throw new ArgumentOutOfRangeException(nameof(alpha), alpha, "CenterLoss: alpha must be in [0, 1].");
         Features = features;
         Classes = classes;

@@ -38,6 +38,7 @@ public abstract class CosineMarginSoftmax : nn.Module<Tensor, Tensor, Tensor>
     {
         if (features < 1) throw new ArgumentOutOfRangeException(nameof(features), features, $"{name}: features must be ≥ 1.");
         if (classes < 2) throw new ArgumentOutOfRangeException(nameof(classes), classes, $"{name}: classes must be ≥ 2.");
+        LossInputs.CheckTableSize(name, features, classes);
         if (!(scale > 0)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"{name}: scale must be > 0.");
         if (margin < 0) throw new ArgumentOutOfRangeException(nameof(margin), margin, $"{name}: margin must be ≥ 0.");
         Features = features;

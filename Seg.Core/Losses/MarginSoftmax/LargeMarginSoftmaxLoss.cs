@@ -60,6 +60,7 @@ public sealed class LargeMarginSoftmaxLoss : nn.Module<Tensor, Tensor, Tensor>
     {
         if (features < 1) throw new ArgumentOutOfRangeException(nameof(features), features, "LargeMarginSoftmaxLoss: features must be ≥ 1.");
         if (classes < 2) throw new ArgumentOutOfRangeException(nameof(classes), classes, "LargeMarginSoftmaxLoss: classes must be ≥ 2.");
+        LossInputs.CheckTableSize("LargeMarginSoftmaxLoss", features, classes);
         if (margin < 1) throw new ArgumentOutOfRangeException(nameof(margin), margin, "LargeMarginSoftmaxLoss: margin must be an integer ≥ 1.");
         Features = features;
         Classes = classes;

@@ -75,6 +75,8 @@ public static class MetricLoss
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(settings);
+        if (logits.NumberOfElements == 0)
+            throw new ArgumentException($"logits {LossInputs.Shape(logits)} hold no values (a zero batch, class count, height or width): a metric loss needs at least one pixel.", nameof(logits));
         using var scope = NewDisposeScope();
         var (p, y, valid, soft) = Inputs(logits, labels, settings.IgnoreIndex);           // [B,C,P], [B,C,P], [B,1,P]
         long classCount = p.shape[1];

@@ -29,8 +29,11 @@ public static class SoftLabels
         ArgumentNullException.ThrowIfNull(labels);
         if (labels.dim() != 3)
             throw new ArgumentException($"labels {LossInputs.Shape(labels)} must be [B,H,W] class ids.", nameof(labels));
-        if (numClasses < 1)
-            throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "numClasses must be at least 1.");
+        if (numClasses < 1 || numClasses > LossInputs.MaxClasses)
+            throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, $"numClasses must lie in [1, {LossInputs.MaxClasses}].");
+        if (labels.NumberOfElements > 0 && numClasses > (1L << 34) / labels.NumberOfElements)
+            throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses,
+                $"soft labels of {numClasses} classes for labels {LossInputs.Shape(labels)} would hold more than 2^34 values.");
         if (!(epsilon >= 0 && epsilon <= 1))
             throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "epsilon must lie in [0,1].");
         if (kernel < 1 || kernel % 2 == 0)

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Seg.Core;
+namespace Seg.Core.Readers;
 
 /// <summary>
 /// Process-wide limits of Seg's file readers (weights, masks, IDX), which treat every file as hostile: a file may

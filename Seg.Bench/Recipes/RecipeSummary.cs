@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Seg.Train.Experiments;
+namespace Seg.Bench.Recipes;
 
 /// <summary>The validation scores of one finished run (one recipe, one seed), read from its <c>metrics.json</c>.</summary>
 /// <param name="Recipe">The recipe's name (its file name without <c>.yaml</c>).</param>

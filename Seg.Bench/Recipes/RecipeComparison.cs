@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Seg.Train.Training;
 
-namespace Seg.Train.Experiments;
+namespace Seg.Bench.Recipes;
 
 /// <summary>The options of <c>Seg.Bench recipes</c>.</summary>
 public sealed record RecipeOptions

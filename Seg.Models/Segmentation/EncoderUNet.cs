@@ -7,29 +7,31 @@ using static TorchSharp.torch.nn;
 namespace Seg.Models.Segmentation;
 
 /// <summary>
-/// U-Net decoder on a ResNet-34 encoder (the "ResNet-UNet" of segmentation_models_pytorch): the encoder is a
-/// torchvision resnet34 without <c>fc</c> (keys <c>encoder.*</c>, so ImageNet weights load with
-/// <see cref="StateDict.LoadBackbone"/>); five decoder stages (256, 128, 64, 32, 16 channels; keys
-/// <c>decoder.{i}.*</c>) each up-sample bilinearly to the next skip's size (layer3, layer2, layer1, stem, input),
-/// concatenate it and apply a double convolution; <c>classifier</c> maps 16 channels to logits. Any input size works.
+/// U-Net decoder on a torchvision encoder (<c>unet_&lt;encoder&gt;</c>, the encoder–decoder U-Net of
+/// segmentation_models_pytorch): the encoder without its classifier (keys <c>encoder.*</c>, so ImageNet weights load
+/// with <see cref="StateDict.LoadBackbone"/>); five decoder stages (256, 128, 64, 32, 16 channels; keys
+/// <c>decoder.{i}.*</c>), each up-sampling bilinearly to the next skip's size, concatenating it and applying a double
+/// convolution; <c>classifier</c> maps 16 channels to logits. Skips, deepest first: the encoder's stride-16, 8, 4
+/// and 2 stages, then the input's size without a skip (ConvNeXt has no stride-2 stage: its fourth step already
+/// up-samples to the input's size).
+/// Any input size works.
 /// </summary>
-public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExportable
+public sealed class EncoderUNet : Module<Tensor, Tensor>, ISegmentationModel, IOnnxExportable
 {
     static readonly long[] DecoderChannels = [256, 128, 64, 32, 16];
 
-    readonly ResNet encoder;
+    readonly Module<Tensor, Tensor> encoder;
     readonly ModuleList<Sequential> decoder;
     readonly Module<Tensor, Tensor> classifier;
 
-    /// <summary>Builds the model with random weights.</summary>
-    /// <param name="numClasses">Output channels of the classifier.</param>
-    /// <param name="options">Input channels and classifier factory.</param>
-    public UNetResNet34(int numClasses, ModelOptions options) : base(nameof(UNetResNet34))
+    /// <summary>A U-Net on <paramref name="encoderName"/> (one of <see cref="EncoderCatalog.Names"/>).</summary>
+    public EncoderUNet(string encoderName, int numClasses, ModelOptions options) : base(nameof(EncoderUNet))
     {
-        encoder = ResNetCatalog.Backbone(34, [false, false, false], options.InChannels);
-        long[] skipChannels = [encoder.LayerChannels[2], encoder.LayerChannels[1], encoder.LayerChannels[0], 64, 0];
+        encoder = EncoderCatalog.Create(encoderName, 32, options.InChannels);
+        var stages = ((IEncoder)encoder).StageChannels;
+        long[] skipChannels = [stages[3], stages[2], stages[1], stages[0], 0];
         var blocks = new Sequential[DecoderChannels.Length];
-        long inC = encoder.OutChannels;
+        long inC = stages[4];
         for (int i = 0; i < blocks.Length; i++)
         {
             blocks[i] = Layers.DoubleConv(inC + skipChannels[i], DecoderChannels[i]);
@@ -44,23 +46,24 @@ public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel, I
 
     /// <inheritdoc/>
     public string? BackbonePrefix => "encoder.";
+
     /// <inheritdoc/>
     public bool HasAuxHead => false;
+
     /// <inheritdoc/>
     public (Tensor Out, Tensor? Aux) ForwardWithAux(Tensor input) => (forward(input), null);
 
-    /// <summary>Logits [B, numClasses, H, W] at the input's resolution, for any input size.</summary>
+    /// <summary>Logits [B, numClasses, H, W].</summary>
     public override Tensor forward(Tensor input)
     {
-        var f = encoder.Features(input);
-        Tensor?[] skips = [f.Layer3, f.Layer2, f.Layer1, f.Stem, null];
-        var y = f.Layer4;
+        var s = ((IEncoder)encoder).Stages(input);
+        Tensor?[] skips = [s[3], s[2], s[1], s[0], null];
+        var y = s[4]!;
         for (int i = 0; i < skips.Length; i++)
         {
-            var skip = skips[i];
-            long h = skip?.shape[^2] ?? input.shape[^2], w = skip?.shape[^1] ?? input.shape[^1];
-            y = Layers.Resize(y, h, w);
-            if (skip is not null) y = cat([y, skip], 1);
+            var like = skips[i] ?? input;
+            y = Layers.Resize(y, like.shape[^2], like.shape[^1]);
+            if (skips[i] is { } skip) y = cat([y, skip], 1);
             y = decoder[i].forward(y);
         }
         return classifier.forward(y);
@@ -70,9 +73,9 @@ public sealed class UNetResNet34 : Module<Tensor, Tensor>, ISegmentationModel, I
     {
         string P(string name) => OnnxGraphBuilder.Join(path, name);
         g.Visit(decoder);
-        var f = encoder.ExportFeatures(g, P("encoder"), input);
-        string?[] skips = [f.Layer3, f.Layer2, f.Layer1, f.Stem, null];
-        var y = f.Layer4;
+        var s = ((IEncoderExport)encoder).ExportStages(g, P("encoder"), input);
+        string?[] skips = [s[3], s[2], s[1], s[0], null];
+        var y = s[4]!;
         for (int i = 0; i < skips.Length; i++)
         {
             y = g.ResizeLike(P($"resize{i}"), y, skips[i] ?? input);

@@ -1,6 +1,6 @@
 using ScottPlot;
 
-namespace Seg.Train.Experiments;
+namespace Seg.Bench.Recipes;
 
 /// <summary>
 /// <c>summary.png</c> of <c>Seg.Bench recipes</c>: for each recipe and metric, one dot per seed and the mean with a

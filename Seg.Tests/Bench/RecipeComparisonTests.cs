@@ -1,9 +1,10 @@
 using System.Globalization;
+using Seg.Bench.Recipes;
+using Seg.Tests.Train;
 using Seg.Train.Config;
-using Seg.Train.Experiments;
 using Xunit;
 
-namespace Seg.Tests.Train;
+namespace Seg.Tests.Bench;
 
 /// <summary>
 /// <c>Seg.Bench recipes</c> without training: the aggregation (mean ± sample standard deviation, the "beyond the

@@ -1,6 +1,0 @@
-using System.Runtime.CompilerServices;
-
-// The tests compare the CPU kernel of the Lovász weights with the device-generic path directly; the benchmarks
-// time the device-generic path on the CPU beside the kernels.
-[assembly: InternalsVisibleTo("Seg.Tests")]
-[assembly: InternalsVisibleTo("Seg.Bench")]
