@@ -7,7 +7,6 @@ using Seg.Core.Native;
 using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
 using Seg.Core.Losses.PixelLosses;
-using Seg.Core.Native;
 using Seg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
