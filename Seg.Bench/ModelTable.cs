@@ -12,6 +12,8 @@ namespace Seg.Bench;
 /// </summary>
 public static class ModelTable
 {
+    /// <summary>Prints the table's rows for <paramref name="names"/> (all of <c>ModelFactory.Names</c> when empty);
+    /// returns the exit code.</summary>
     public static int Run(string[] names)
     {
         var script = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "docs", "tools", "onnx_flops.py"));

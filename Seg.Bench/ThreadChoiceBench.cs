@@ -1,12 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Seg.Core.Losses;
-using Seg.Core.Losses.LovaszLosses;
-using Seg.Core.Losses.PixelLosses;
 using Seg.Core.Native;
-using Seg.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 using static Seg.Bench.Stats;
 
@@ -16,16 +11,17 @@ namespace Seg.Bench;
 /// <c>threads</c>: the default thread choice (<c>train.threads: 0</c>, <see cref="TorchThreads"/>) against one thread
 /// and all threads, with 0, 1 and 2 competing busy processes (<c>yes &gt; /dev/null</c>, started and stopped here).
 /// Each measurement is a fresh child process (libgomp reads its wait policy once, at load) timing the default
-/// config's UNet step (depth 3, width 16, batch 8 of 64×64, 4 classes, cross-entropy + Lovász-Softmax, AdamW);
+/// config's UNet step (<c>train-step</c>'s: depth 3, width 16, batch 8 of 64×64, 4 classes, cross-entropy + Lovász-Softmax, AdamW);
 /// within a round the configurations run one after another, in an order that rotates from round to round, so that
 /// drift on a shared machine hits them alike. Reported: each configuration's median step and the ratio of the
 /// automatic choice to the better of "1 thread" and "all threads".
 /// Configurations: <c>1</c>, <c>all</c> (Environment.ProcessorCount threads, OMP_WAIT_POLICY=PASSIVE as Seg sets it),
-/// <c>all-spin</c> (the same with libgomp's own default spinning, as before Seg set the wait policy), <c>auto</c>.
+/// <c>all-spin</c> (the same with libgomp's own default spinning, as before Seg set the wait policy), <c>auto</c>
+/// (what <c>train.threads: 0</c> does: the load-based start, then <see cref="ThreadTuner"/>; its warm-up covers the
+/// tuner's first probe, which repeats every two minutes in a real run).
 /// </summary>
 public static class ThreadChoiceBench
 {
-    const int Batch = 8, Size = 64, Classes = 4;
     static readonly string[] Configs = ["1", "all", "all-spin", "auto"];
 
     /// <summary>The <c>threads</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
@@ -49,7 +45,7 @@ public static class ThreadChoiceBench
                     return args[i] is "--help" or "-h" ? 0 : 2;
             }
         }
-        Console.WriteLine($"threads: default UNet step (CE + Lovász, batch {Batch}x{Size}x{Size}); {Environment.ProcessorCount} usable cores, " +
+        Console.WriteLine($"threads: default UNet step (CE + Lovász, batch 8x64x64); {Environment.ProcessorCount} usable cores, " +
                           $"{rounds} rounds of {steps} steps (+{warmup} warm-up) per configuration; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         var results = new List<object>();
         foreach (var busy in busyCounts)
@@ -124,30 +120,11 @@ public static class ThreadChoiceBench
             "all" or "all-spin" => TorchThreads.Apply(Environment.ProcessorCount),
             _ => TorchThreads.Apply(0),
         };
-        using var outer = NewDisposeScope();
-        manual_seed(0);
-        var model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = 3, UnetBaseWidth = 16, UnetBilinear = true });
-        model.train();
-        var optimizer = optim.AdamW(model.parameters(), 0.001, weight_decay: 1e-4);
-        var criterion = new CompositeLoss([new LossTerm("cross_entropy", new SoftmaxCrossEntropyLoss(ignoreIndex: 255)),
-            new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255))]);
-        var images = randn(Batch, 3, Size, Size);
-        var labels = randint(0, Classes, [Batch, Size, Size], dtype: ScalarType.Int64);
-        var times = new List<double>();
-        for (var i = 0; i < warmup + steps; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            using (NewDisposeScope())
-            {
-                var loss = criterion.forward(model.forward(images), labels);
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step();
-                loss.ToDouble();
-            }
-            if (i >= warmup) times.Add(watch.Elapsed.TotalMilliseconds);
-        }
-        Console.WriteLine(JsonSerializer.Serialize(new { ms = Median(times), threads = choice.Threads, reason = choice.Reason }));
+        // auto: as the trainer, the load-based start and then the tuner; the warm-up covers its first probe.
+        var tuner = config == "auto" ? ThreadTuner.For(choice, 0) : null;
+        if (tuner is not null) warmup = Math.Max(warmup, 2 * (ThreadTuner.ProbeSteps + 1) + 1);
+        var times = TrainStepComparison.SegSteps("ce_lovasz", CPU, TrainStepComparison.Options.Default(warmup, steps), tuner);
+        Console.WriteLine(JsonSerializer.Serialize(new { ms = Median(times), threads = tuner?.Threads ?? choice.Threads, reason = choice.Reason }));
         return 0;
     }
 }

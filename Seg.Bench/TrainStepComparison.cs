@@ -3,10 +3,10 @@ using System.Globalization;
 using System.Text.Json;
 using Seg.Core;
 using Seg.Core.Amp;
+using Seg.Core.Native;
 using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
 using Seg.Core.Losses.PixelLosses;
-using Seg.Core.Native;
 using Seg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -87,8 +87,11 @@ public static class TrainStepComparison
         return 0;
     }
 
-    /// <summary>Per-step milliseconds of Seg's step: a fresh model and optimizer each block, as PyTorch's side.</summary>
-    static List<double> SegSteps(string loss, Device device, Options o)
+    /// <summary>Per-step milliseconds of Seg's step (<paramref name="loss"/>: <c>ce</c> or <c>ce_lovasz</c>) as
+    /// <paramref name="o"/> sets it up: a fresh model and optimizer each block, as PyTorch's side.
+    /// <see cref="ThreadChoiceBench"/> times the same step, with <paramref name="tuner"/> settling the thread count
+    /// as the trainer does.</summary>
+    internal static List<double> SegSteps(string loss, Device device, Options o, ThreadTuner? tuner = null)
     {
         using var outer = NewDisposeScope();
         manual_seed(0);
@@ -108,6 +111,7 @@ public static class TrainStepComparison
         for (int i = 0; i < o.Warmup + o.Steps; i++)
         {
             Synchronize(device);
+            tuner?.BeforeStep();
             var watch = Stopwatch.StartNew();
             using (NewDisposeScope())
             {
@@ -128,6 +132,7 @@ public static class TrainStepComparison
                 }
             }
             Synchronize(device);
+            tuner?.AfterStep(watch.Elapsed);
             if (i >= o.Warmup) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         return times;
@@ -177,10 +182,14 @@ public static class TrainStepComparison
     }
 
 
-    sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
+    /// <summary>The step's settings (<c>train-step</c>'s options).</summary>
+    internal sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
         string Python, string? Script, string[] Losses, string? Json, string PyTorchOneDnn = "same",
         string Precision = "fp32", int Size = 64, int Batch = 8, int Depth = 3, int Width = 16)
     {
+        /// <summary>The defaults: the default config's step on the CPU, <paramref name="steps"/> timed after <paramref name="warmup"/>.</summary>
+        public static Options Default(int warmup, int steps) => Parse([]) with { Warmup = warmup, Steps = steps };
+
         public static Options Parse(string[] args)
         {
             var o = new Options("cpu", 2, 7, 20, 5, 0, true,

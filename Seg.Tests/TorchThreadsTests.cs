@@ -56,3 +56,63 @@ public class TorchThreadsTests
         Assert.Equal(OperatingSystem.IsLinux(), CpuLoad.SampleOthersBusyCores(TimeSpan.FromMilliseconds(50), CpuLoad.HostCpus()) is not null);
     }
 }
+
+public class ThreadTunerTests
+{
+    readonly List<int> set = [];
+    TimeSpan now = TimeSpan.Zero;
+
+    ThreadChoice? Step(ThreadTuner tuner, Func<int, double> msAt)
+    {
+        tuner.BeforeStep();
+        return tuner.AfterStep(TimeSpan.FromMilliseconds(msAt(tuner.Threads)));
+    }
+
+    [Fact]
+    public void ProbesAtOnceAndKeepsTheFasterCount()
+    {
+        var tuner = new ThreadTuner(usableCores: 2, initial: 1, set.Add, () => now);
+        ThreadChoice? result = null;
+        // Two threads take half the time: 3 timed steps on 1, one dropped step after the switch, 3 timed on 2.
+        for (var i = 0; i < 2 * ThreadTuner.ProbeSteps + 1; i++)
+        {
+            Assert.True(tuner.Probing || i == 0);
+            result = Step(tuner, t => t == 1 ? 200 : 100);
+            if (i < 2 * ThreadTuner.ProbeSteps) Assert.Null(result);
+        }
+        Assert.Equal(new ThreadChoice(2, "timed: 200 ms a step on 1 thread, 100 ms on 2"), result);
+        Assert.Equal([2], set);
+        Assert.False(tuner.Probing);
+
+        // Until the next probe is due the count stays, whatever the steps take.
+        now = ThreadTuner.ReprobeInterval - TimeSpan.FromSeconds(1);
+        for (var i = 0; i < 10; i++) Assert.Null(Step(tuner, _ => 1000));
+        Assert.Equal(2, tuner.Threads);
+        Assert.Equal([2], set);
+    }
+
+    [Fact]
+    public void ReprobesAndFollowsALoadThatChanged()
+    {
+        var tuner = new ThreadTuner(usableCores: 4, initial: 4, set.Add, () => now);
+        for (var i = 0; i < 3 * ThreadTuner.ProbeSteps; i++) Assert.Null(Step(tuner, t => t == 1 ? 300 : 100));
+        Assert.False(tuner.Probing);
+        Assert.Equal(4, tuner.Threads);   // four threads won and were already announced: nothing to say
+        Assert.Equal([1, 4], set);
+
+        // Other work took the cores: one thread is now the faster, found at the next probe.
+        now = ThreadTuner.ReprobeInterval + TimeSpan.FromSeconds(1);
+        ThreadChoice? result = null;
+        for (var i = 0; i < 3 * ThreadTuner.ProbeSteps && result is null; i++) result = Step(tuner, t => t == 1 ? 150 : 400);
+        Assert.Equal(1, result?.Threads);
+        Assert.Equal(1, tuner.Threads);
+        Assert.Equal([1, 4, 1, 4, 1], set);
+    }
+
+    [Fact]
+    public void NothingToTuneWhenTheUserChose()
+    {
+        Assert.Null(ThreadTuner.For(new ThreadChoice(2, "as configured"), requested: 2));
+        Assert.Null(ThreadTuner.For(new ThreadChoice(3, TorchThreads.FromEnvironment), requested: 0));
+    }
+}

@@ -18,11 +18,15 @@ public sealed record ThreadChoice(int Threads, string Reason)
 /// and on a machine whose cores other processes keep busy each parallel op waits for the thread that lost its core.
 /// <see cref="Choose"/> therefore takes the cores this process may use (<see cref="Environment.ProcessorCount"/>,
 /// which honours the affinity mask and the cgroup quota) less the cores other processes kept busy during a short
-/// sample of <c>/proc/stat</c>, and at least one. A thread count the user gave (the config, or
-/// <c>OMP_NUM_THREADS</c>) is used as given.
+/// sample of <c>/proc/stat</c>, and at least one. That is a starting point: a training loop then times one thread
+/// against all with <see cref="ThreadTuner"/>, because the load does not tell which is faster. A thread count the
+/// user gave (the config, or <c>OMP_NUM_THREADS</c>) is used as given.
 /// </summary>
 public static class TorchThreads
 {
+    /// <summary>The reason of a choice that <c>OMP_NUM_THREADS</c> made.</summary>
+    public const string FromEnvironment = "OMP_NUM_THREADS";
+
     /// <summary>How long <see cref="Choose"/> watches the host's load.</summary>
     public static readonly TimeSpan SampleWindow = TimeSpan.FromMilliseconds(150);
 
@@ -32,7 +36,7 @@ public static class TorchThreads
     {
         if (requested > 0) return new ThreadChoice(requested, "as configured");
         if (int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), NumberStyles.None, CultureInfo.InvariantCulture, out var omp) && omp > 0)
-            return new ThreadChoice(omp, "OMP_NUM_THREADS");
+            return new ThreadChoice(omp, FromEnvironment);
         var hostCpus = CpuLoad.HostCpus();
         return Decide(Environment.ProcessorCount, hostCpus, CpuLoad.SampleOthersBusyCores(SampleWindow, hostCpus));
     }

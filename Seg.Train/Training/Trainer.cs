@@ -43,6 +43,10 @@ public static class Trainer
         RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
         var src = request.Source;
         var threads = TorchThreads.Apply(config.Train.Threads);
+        // train.threads 0 on the CPU: settle 1 thread or all by timing steps (ranks of a data-parallel run wait for
+        // each other, so their step times say little about their own thread count).
+        var tuner = dp.WorldSize > 1 ? null : ThreadTuner.For(threads, config.Train.Threads);
+        long stepStart = 0;
         var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
         var total = config.Train.Iterations;
         // Mixed precision: forward and loss under autocast, fp16 with a loss scaler (RunPrecision).
@@ -156,6 +160,8 @@ public static class Trainer
                 {
                     if (micro == 0)
                     {
+                        tuner?.BeforeStep();
+                        stepStart = Stopwatch.GetTimestamp();
                         lr = LrSchedule.At(config.Schedule, config.Optimizer.Lr, iteration, total);
                         foreach (var group in ((OptimizerHelper)optimizer).ParamGroups) group.LearningRate = lr;
                         criterion.Progress = (double)iteration / total;
@@ -214,6 +220,7 @@ public static class Trainer
                     if (!double.IsFinite(lossValue)) throw Diverged(done, termValues, lossValue);
                 }
                 stepsRun++;
+                if (tuner?.AfterStep(Stopwatch.GetElapsedTime(stepStart)) is { } retuned) progress.Message($"threads: now {retuned}");
 
                 if (done % config.Train.LogEvery == 0 || done == total)
                 {
@@ -269,7 +276,7 @@ public static class Trainer
             lastEval.DisposeSamples();
             return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
         }
-        var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, threads.Threads,
+        var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, tuner?.Threads ?? threads.Threads,
             Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning], precision.Name);
         var skipped = SkippedSamples.Of(trainSet, valSet);
         MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run, lastEval.NonFinitePixels, skipped);
