@@ -85,7 +85,7 @@ public class HostileRunTests : IDisposable
         Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new ConfusionMatrix(4, 1)).Message);
         using var logits = zeros(1, 4, 2, 2);
         using var labels = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64);
-        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new CrossEntropyLoss(ignoreIndex: 1).forward(logits, labels)).Message);
+        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropyLoss(ignoreIndex: 1).forward(logits, labels)).Message);
         Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new LovaszSoftmaxLoss(ignoreIndex: 1).forward(logits, labels)).Message);
         var e = Assert.Throws<ConfigException>(() => Trainer.Run(TinyRun.Request(Path.Combine(dir, "run"), false, "data.ignore_index=1")));
         Assert.Equal("data.ignore_index", e.KeyPath);
@@ -108,7 +108,7 @@ public class HostileRunTests : IDisposable
 
         using var logits = zeros(1, 3, 2, 2);
         using var elsewhere = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64, device: new Device(TorchSharp.DeviceType.META));
-        Assert.Equal("labels", Assert.Throws<ArgumentException>(() => new CrossEntropyLoss().forward(logits, elsewhere)).ParamName);
+        Assert.Equal("labels", Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropyLoss().forward(logits, elsewhere)).ParamName);
 
         using var labels = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64);
         Assert.Equal("numClasses", Assert.Throws<ArgumentOutOfRangeException>(() => SoftLabels.BoundarySmoothing(labels, 1L << 40)).ParamName);
