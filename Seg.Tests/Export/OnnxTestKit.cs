@@ -38,6 +38,7 @@ internal static class OnnxTestKit
         ["fpn_resnet18"] = () => ModelFactory.Create("fpn_resnet18", Classes),
         ["fpn_efficientnet_b0"] = () => ModelFactory.Create("fpn_efficientnet_b0", Classes),
         ["deeplabv3plus_mobilenet_v3_small_aux"] = () => ModelFactory.Create("deeplabv3plus_mobilenet_v3_small", Classes, new ModelOptions { AuxHead = true }),
+        ["deeplabv3plus_resnet18_os8"] = () => ModelFactory.Create("deeplabv3plus_resnet18", Classes, new ModelOptions { OutputStride = 8 }),
         ["deeplabv3plus_efficientnet_b0_os8"] = () => ModelFactory.Create("deeplabv3plus_efficientnet_b0", Classes, new ModelOptions { OutputStride = 8 }),
     };
 
