@@ -29,7 +29,8 @@ for _ in range(50):
         if node.op_type != "Resize" or node.output[0] in known or node.input[0] not in shapes:
             continue
         like = producer[producer[producer[node.input[3]].input[1]].input[0]].input[0]   # Concat <- Slice <- Shape <- like
-        if like not in shapes or any(d <= 0 for d in shapes[like][2:]) or shapes[node.input[0]][1] <= 0:
+        if like not in shapes or len(shapes[like]) != 4 or any(d <= 0 for d in shapes[like][2:]) \
+                or len(shapes[node.input[0]]) < 2 or shapes[node.input[0]][1] <= 0:
             continue
         out = [1, shapes[node.input[0]][1]] + shapes[like][2:]
         for v in list(model.graph.value_info):
