@@ -51,7 +51,7 @@ public static class LossStepComparison
         var logits = randn(batch, classes, size, size).to(device).requires_grad_(true);
         var labels = randint(0, classes, [batch, size, size], dtype: ScalarType.Int64)
             .masked_fill(rand(batch, size, size).lt(0.05), 255).to(device);
-        var crossEntropy = new CrossEntropyLoss(ignoreIndex: 255);
+        var crossEntropy = new SoftmaxCrossEntropyLoss(ignoreIndex: 255);
         var exact = new LovaszSoftmaxLoss(ignoreIndex: 255);
         var histogram = new LovaszSoftmaxLoss(ignoreIndex: 255, bins: 4096);
         var losses = new List<(string Name, Func<Tensor> Loss)>

@@ -33,7 +33,7 @@ public class LovaszBenchmarks
     const int Batch = 8, Classes = 21, Size = 128;
     Tensor logits = null!;
     Tensor labels = null!;
-    CrossEntropyLoss crossEntropy = null!;
+    SoftmaxCrossEntropyLoss crossEntropy = null!;
     LovaszSoftmaxLoss exact = null!;
     LovaszSoftmaxLoss histogram = null!;
     JaccardMetricLoss jaccardMetric = null!;
@@ -63,7 +63,7 @@ public class LovaszBenchmarks
         logits = torch.randn(Batch, Classes, Size, Size).to(device).requires_grad_(true);
         var y = torch.randint(0, Classes, [Batch, Size, Size], dtype: ScalarType.Int64);
         labels = y.masked_fill(torch.rand(Batch, Size, Size).lt(0.05), 255).to(device);
-        crossEntropy = new CrossEntropyLoss(ignoreIndex: 255);
+        crossEntropy = new SoftmaxCrossEntropyLoss(ignoreIndex: 255);
         exact = new LovaszSoftmaxLoss(ignoreIndex: 255);
         histogram = new LovaszSoftmaxLoss(ignoreIndex: 255, bins: 4096);
         jaccardMetric = new JaccardMetricLoss(ignoreIndex: 255);

@@ -17,9 +17,14 @@ public class ModelForwardBackwardBench
 {
     const int Batch = 2;
 
-    /// <summary>The <c>ModelFactory</c> name timed.</summary>
+    /// <summary>The <c>ModelFactory</c> name timed: the original ten, then one model per zoo family (classifier
+    /// backbones, torchvision segmentation heads, encoder–decoder pairs); the other depths of a family scale roughly
+    /// with their FLOPs (docs/models.md).</summary>
     [Params("resnet18", "resnet34", "resnet50", "resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-        "deeplabv3plus_resnet50", "deeplabv3plus_resnet101", "unet", "unet_resnet34")]
+        "deeplabv3plus_resnet50", "deeplabv3plus_resnet101", "unet", "unet_resnet34",
+        "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "resnext50_32x4d",
+        "fcn_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large",
+        "fpn_resnet34", "unet_efficientnet_b0", "deeplabv3plus_mobilenet_v3_large", "fpn_convnext_tiny")]
     public string Model { get; set; } = "resnet18";
 
     nn.Module<Tensor, Tensor>? model;
@@ -32,7 +37,8 @@ public class ModelForwardBackwardBench
         SegRuntime.Initialize();
         torch.set_num_threads(2);
         torch.manual_seed(0);
-        model = ModelFactory.Create(Model, Model.StartsWith("resnet") ? 1000 : 21);
+        bool classifier = Model.StartsWith("resnet") || Model.StartsWith("resnext") || Model.StartsWith("mobilenet") || Model.StartsWith("efficientnet") || Model.StartsWith("convnext");
+        model = ModelFactory.Create(Model, classifier ? 1000 : 21);
         model.train();
         input = randn(Batch, 3, 256, 256);
     }

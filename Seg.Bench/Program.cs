@@ -20,6 +20,8 @@ if (args is ["threads", .. var threadArgs])
     return Seg.Bench.ThreadChoiceBench.Run(threadArgs);
 if (args is ["threads-child", .. var childArgs])
     return Seg.Bench.ThreadChoiceBench.RunChild(childArgs);
+if (args is ["model-table", .. var tableNames])
+    return Seg.Bench.ModelTable.Run(tableNames);
 if (args is ["sync-check"])
     return Seg.Bench.SyncCheck.Run();
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -96,9 +96,9 @@ internal static class SyncCheck
         }
     }
 
-    static readonly CrossEntropyLoss crossEntropy = new([1.0, 2.0, .. Enumerable.Repeat(1.0, 19)]);
+    static readonly SoftmaxCrossEntropyLoss crossEntropy = new([1.0, 2.0, .. Enumerable.Repeat(1.0, 19)]);
     static readonly CompositeLoss composite = new([
-        new LossTerm("ce", new CrossEntropyLoss()), new LossTerm("lovasz", new LovaszSoftmaxLoss(perImage: true))]);
+        new LossTerm("ce", new SoftmaxCrossEntropyLoss()), new LossTerm("lovasz", new LovaszSoftmaxLoss(perImage: true))]);
 
     static void Step(Func<Tensor> loss, Tensor input)
     {

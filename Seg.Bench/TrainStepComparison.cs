@@ -98,7 +98,7 @@ public static class TrainStepComparison
         var model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = o.Depth, UnetBaseWidth = o.Width, UnetBilinear = true });
         model.to(device).train();
         var optimizer = optim.AdamW(model.parameters(), 0.003, weight_decay: 1e-4);
-        var terms = new List<LossTerm> { new("cross_entropy", new CrossEntropyLoss(ignoreIndex: 255)) };
+        var terms = new List<LossTerm> { new("cross_entropy", new SoftmaxCrossEntropyLoss(ignoreIndex: 255)) };
         if (loss == "ce_lovasz") terms.Add(new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255, bins: o.Bins)));
         var criterion = new CompositeLoss(terms);
         criterion.to(device);

@@ -29,6 +29,9 @@ internal sealed unsafe class Nccl : IDisposable
     readonly delegate* unmanaged<int, IntPtr> getErrorString;
     IntPtr comm;
 
+    /// <summary>The CUDA device the communicator was created on (current at ncclCommInitRank).</summary>
+    public int Device { get; private set; }
+
     Nccl(IntPtr handle)
     {
         IntPtr Export(string name) => NativeLibrary.TryGetExport(handle, name, out var a) ? a
@@ -42,9 +45,9 @@ internal sealed unsafe class Nccl : IDisposable
         getErrorString = (delegate* unmanaged<int, IntPtr>)Export("ncclGetErrorString");
     }
 
-    /// <summary>Joins every rank of <paramref name="mpi"/> into one NCCL communicator (a collective: all ranks call it).
-    /// The CUDA device must be chosen (a tensor allocated on it) before.</summary>
-    public static Nccl Create(OpenMpi mpi, int rank, int size)
+    /// <summary>Joins every rank of <paramref name="mpi"/> into one NCCL communicator on <paramref name="device"/>
+    /// (a collective: all ranks call it), which must be current on the calling thread.</summary>
+    public static Nccl Create(OpenMpi mpi, int rank, int size, int device)
     {
         if (!NativeLibrary.TryLoad(Library, out var handle))
             throw new DistributedException($"CUDA tensors are reduced with NCCL but {Library} cannot be loaded; install NCCL 2 (NVIDIA's libnccl2 package, or a CUDA PyTorch's nvidia-nccl-cu12 wheel on LD_LIBRARY_PATH)");
@@ -55,6 +58,7 @@ internal sealed unsafe class Nccl : IDisposable
         IntPtr c;
         nccl.Check(nccl.commInitRank(&c, size, id, rank), "ncclCommInitRank");
         nccl.comm = c;
+        nccl.Device = device;
         return nccl;
     }
 

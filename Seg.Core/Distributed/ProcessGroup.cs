@@ -143,7 +143,7 @@ public sealed unsafe class ProcessGroup : IDisposable
         WithDenseBuffer(tensor, buffer =>
         {
             if (buffer.device_type == DeviceType.CUDA)
-                Communicator().AllReduceInPlace(DataPointer(buffer), buffer.numel(), NcclType(buffer.dtype),
+                Communicator(buffer.device_index).AllReduceInPlace(DataPointer(buffer), buffer.numel(), NcclType(buffer.dtype),
                     op switch { ReduceOp.Sum => Nccl.Sum, ReduceOp.Min => Nccl.Min, _ => Nccl.Max });
             else if (buffer.device_type == DeviceType.CPU)
                 HostCollective(buffer, (p, n, type) => mpi.AllReduceInPlace((void*)p, n, type, MpiOp(op)));
@@ -160,7 +160,7 @@ public sealed unsafe class ProcessGroup : IDisposable
         WithDenseBuffer(tensor, buffer =>
         {
             if (buffer.device_type == DeviceType.CUDA)
-                Communicator().BroadcastInPlace(DataPointer(buffer), buffer.numel(), NcclType(buffer.dtype), root);
+                Communicator(buffer.device_index).BroadcastInPlace(DataPointer(buffer), buffer.numel(), NcclType(buffer.dtype), root);
             else if (buffer.device_type == DeviceType.CPU)
                 HostCollective(buffer, (p, n, type) => mpi.Broadcast((void*)p, n, type, root));
             else
@@ -194,7 +194,19 @@ public sealed unsafe class ProcessGroup : IDisposable
         if (!mpi.IsFinalized) mpi.Shutdown();
     }
 
-    Nccl Communicator() => nccl ??= Nccl.Create(mpi!, Rank, Size);
+    // The communicator lives on the device of the first CUDA tensor reduced (this rank's training device), and
+    // that device is made current on the calling thread before every call (see CudaContext).
+    Nccl Communicator(int device)
+    {
+        CudaContext.MakeCurrent(device);
+        if (nccl is { } existing)
+        {
+            if (existing.Device != device)
+                throw new NotSupportedException($"NCCL collectives on cuda:{device}, but this rank's communicator is on cuda:{existing.Device}: one GPU per rank");
+            return existing;
+        }
+        return nccl = Nccl.Create(mpi!, Rank, Size, device);
+    }
 
     // Collectives need one dense block that starts at its storage's first byte: use the tensor itself when it is
     // one, else a contiguous copy that is written back afterwards.

@@ -7,24 +7,31 @@ namespace Seg.Core.Metrics;
 /// </summary>
 /// <param name="Classes">Per-class scores, indexed by class.</param>
 /// <param name="MeanIoU">mIoU: mean of the defined per-class IoUs (0 when none is defined).</param>
-/// <param name="PixelAccuracy">aAcc: correctly classified labelled pixels / labelled pixels.</param>
+/// <param name="PixelAccuracy">Pixel accuracy, shown as aAcc (MMSegmentation's name: all-pixel accuracy) in the CLI,
+/// the report and metrics.json: correctly classified labelled pixels / labelled pixels.</param>
 /// <param name="MeanAccuracy">mAcc: mean per-class recall over classes present in the ground truth.</param>
 /// <param name="MeanDice">mDice: mean of the defined per-class Dice scores.</param>
-/// <param name="ImageMeanIoU">image mIoU: mean over images of each image's mean IoU over the classes present in its
+/// <param name="MeanIoUPerImageGtOrPredicted">"image mIoU" in the CLI and report (formerly <c>ImageMeanIoU</c>): mean over images of each image's mean IoU over the classes present in its
 /// ground truth or its prediction; 0 when no image had a labelled pixel. It differs from
 /// <see cref="MeanIoUPerImage"/> (mIoU^I), which averages only the classes of the image's ground truth and, with two
 /// classes, scores the foreground alone.</param>
 /// <param name="LabelledPixels">Number of labelled (not ignored) pixels seen.</param>
-/// <param name="Images">Number of images that contributed to <paramref name="ImageMeanIoU"/>.</param>
+/// <param name="Images">Number of images that contributed to <paramref name="MeanIoUPerImageGtOrPredicted"/>.</param>
 public sealed record SegmentationMetrics(
     IReadOnlyList<ClassMetrics> Classes, double MeanIoU, double PixelAccuracy, double MeanAccuracy,
-    double MeanDice, double ImageMeanIoU, long LabelledPixels, long Images)
+    double MeanDice, double MeanIoUPerImageGtOrPredicted, long LabelledPixels, long Images)
 {
     /// <summary>
     /// Per-image and per-class scores behind <see cref="MeanIoUPerImage"/>, <see cref="MeanIoUPerClass"/> and the
     /// worst-case variants (empty, so all 0, for scores made from dataset-level counts alone).
     /// </summary>
     public PerImageScores PerImage { get; init; } = PerImageScores.Empty;
+
+    /// <summary>The former name of <see cref="MeanIoUPerImageGtOrPredicted"/>, kept for one release: next to
+    /// <see cref="MeanIoUPerImage"/> (mIoU^I, a different score) it misled.</summary>
+    [Obsolete("Renamed MeanIoUPerImageGtOrPredicted: the image mIoU over the classes of each image's ground truth or prediction, not mIoU^I (MeanIoUPerImage). This alias goes in the next release.")]
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public double ImageMeanIoU => MeanIoUPerImageGtOrPredicted;
 
     /// <summary>mIoU^I: the mean over images of each image's mIoU over the classes of its ground truth (see <see cref="PerImageScores"/>).</summary>
     public double MeanIoUPerImage => PerImage.MeanPerImage;
@@ -93,7 +100,7 @@ public sealed record SegmentationMetrics(
             PixelAccuracy: total > 0 ? (double)correct / total : 0.0,
             MeanAccuracy: Mean(classes.Select(m => m.Recall)),
             MeanDice: Mean(classes.Select(m => m.Dice)),
-            ImageMeanIoU: imageMeanIoU,
+            MeanIoUPerImageGtOrPredicted: imageMeanIoU,
             LabelledPixels: total,
             Images: images);
     }

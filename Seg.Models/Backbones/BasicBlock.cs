@@ -6,7 +6,9 @@ using static TorchSharp.torch.nn;
 namespace Seg.Models.Backbones;
 
 /// <summary>ResNet-18/34 residual block: two 3×3 convolutions (He et al. 2016). Names match torchvision's
-/// <c>BasicBlock</c>: <c>conv1</c>, <c>bn1</c>, <c>conv2</c>, <c>bn2</c>, <c>downsample</c>.</summary>
+/// <c>BasicBlock</c>: <c>conv1</c>, <c>bn1</c>, <c>conv2</c>, <c>bn2</c>, <c>downsample</c>. torchvision refuses
+/// dilation here; for DeepLabV3+ on resnet18/34 both 3×3 convolutions are dilated (as segmentation_models_pytorch
+/// does), which changes no parameter.</summary>
 public sealed class BasicBlock : Module<Tensor, Tensor>, IOnnxExportable
 {
     /// <summary>Output channels per input "plane".</summary>
@@ -26,11 +28,9 @@ public sealed class BasicBlock : Module<Tensor, Tensor>, IOnnxExportable
     /// <exception cref="NotSupportedException"><paramref name="dilation"/> is not 1.</exception>
     public BasicBlock(long inplanes, long planes, long stride, Sequential? downsample, long dilation) : base(nameof(BasicBlock))
     {
-        // torchvision refuses dilation here too: its DeepLab variants only use Bottleneck ResNets.
-        if (dilation != 1) throw new NotSupportedException("BasicBlock (resnet18/34) does not support dilation.");
-        conv1 = Layers.Conv3x3(inplanes, planes, stride);
+        conv1 = Layers.Conv3x3(inplanes, planes, stride, dilation);
         bn1 = Layers.Bn(planes);
-        conv2 = Layers.Conv3x3(planes, planes);
+        conv2 = Layers.Conv3x3(planes, planes, dilation: dilation);
         bn2 = Layers.Bn(planes);
         this.downsample = downsample;
         register_module(nameof(conv1), conv1);

@@ -21,7 +21,7 @@ public class LossPrecisionTests
 
     static nn.Module<Tensor, Tensor, Tensor> Create(string name) => name switch
     {
-        "ce" => new CrossEntropyLoss(),
+        "ce" => new SoftmaxCrossEntropyLoss(),
         "focal" => new FocalLoss(),
         "bce" => new BinaryCrossEntropyLoss(),
         "dice" => new DiceLoss(),

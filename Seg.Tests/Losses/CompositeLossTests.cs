@@ -64,11 +64,11 @@ public class CompositeLossTests
     [Fact]
     public void TermsAreSubmodulesAndNamesAreUnique()
     {
-        var composite = new CompositeLoss([new LossTerm("ce", new CrossEntropyLoss()), new LossTerm("lovasz", new LovaszSoftmaxLoss())]);
+        var composite = new CompositeLoss([new LossTerm("ce", new SoftmaxCrossEntropyLoss()), new LossTerm("lovasz", new LovaszSoftmaxLoss())]);
         Assert.Equal(new[] { "ce", "lovasz" }, composite.named_children().Select(c => c.name));
         Assert.Equal(2, composite.Terms.Count);
         Assert.Contains("'ce' is used twice",
-            Assert.Throws<ArgumentException>(() => new CompositeLoss([new LossTerm("ce", new CrossEntropyLoss()), new LossTerm("ce", new DiceLoss())])).Message);
+            Assert.Throws<ArgumentException>(() => new CompositeLoss([new LossTerm("ce", new SoftmaxCrossEntropyLoss()), new LossTerm("ce", new DiceLoss())])).Message);
         Assert.Throws<ArgumentException>(() => new CompositeLoss([new LossTerm("a", new DiceLoss(), Start: 0.6, End: 0.5)]));
         Assert.Throws<ArgumentException>(() => new CompositeLoss([]));
         Assert.Throws<ArgumentOutOfRangeException>(() => composite.Progress = 1.5);
@@ -80,13 +80,13 @@ public class CompositeLossTests
         // CE alone, then CE + Lovász-Softmax from half of training.
         using var scope = NewDisposeScope();
         var composite = new CompositeLoss([
-            new LossTerm("ce", new CrossEntropyLoss()),
+            new LossTerm("ce", new SoftmaxCrossEntropyLoss()),
             new LossTerm("lovasz", new LovaszSoftmaxLoss(), Start: 0.5)]);
         var x = randn(2, 3, 4, 4, dtype: ScalarType.Float64);
         var y = randint(0, 3, [2, 4, 4]);
         composite.Progress = 0.9;
         double total = composite.call(x, y).item<double>();
-        double ce = new CrossEntropyLoss().call(x, y).item<double>();
+        double ce = new SoftmaxCrossEntropyLoss().call(x, y).item<double>();
         double lovasz = Lovasz.Softmax(x.softmax(1), y).item<double>();
         Assert.Equal(ce + lovasz, total, 10);
         Assert.Equal(lovasz, composite.LastValues["lovasz"], 10);

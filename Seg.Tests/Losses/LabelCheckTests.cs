@@ -36,8 +36,8 @@ public class LabelCheckTests : IDisposable
 
     static nn.Module<Tensor, Tensor, Tensor> Create(string name) => name switch
     {
-        "cross_entropy" => new CrossEntropyLoss(),
-        "weighted_cross_entropy" => new CrossEntropyLoss([1, 2, 0.5]),
+        "cross_entropy" => new SoftmaxCrossEntropyLoss(),
+        "weighted_cross_entropy" => new SoftmaxCrossEntropyLoss([1, 2, 0.5]),
         "lovasz" => new LovaszSoftmaxLoss(),
         "lovasz_histogram" => new LovaszSoftmaxLoss(bins: 64),
         "dice" => new DiceLoss(),

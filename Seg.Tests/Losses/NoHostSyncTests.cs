@@ -109,8 +109,8 @@ public class NoHostSyncTests : IDisposable
     public void PixelLossesUpToAtenKernelsWithoutMetaKernels()
     {
         ForwardBackward(x => new DiceLoss().call(x, Labels()), Logits());
-        ForwardBackward(x => new CrossEntropyLoss().call(x, Labels()), Logits(), "aten::nll_loss2d_forward");
-        ForwardBackward(x => new CrossEntropyLoss([1, 2, 0.5, 1], labelSmoothing: 0.1, temperature: 2).call(x, Labels()), Logits(), "aten::nll_loss2d_forward");
+        ForwardBackward(x => new SoftmaxCrossEntropyLoss().call(x, Labels()), Logits(), "aten::nll_loss2d_forward");
+        ForwardBackward(x => new SoftmaxCrossEntropyLoss([1, 2, 0.5, 1], labelSmoothing: 0.1, temperature: 2).call(x, Labels()), Logits(), "aten::nll_loss2d_forward");
         ForwardBackward(x => new BinaryCrossEntropyLoss(2).call(x, Labels(2)), Logits(binary: true), "aten::log_sigmoid_forward");
         // Focal loss's forward runs through; its backward stops at clamp_min's where.
         using (var scope = NewDisposeScope()) Assert.Equal(DeviceType.META, new FocalLoss().call(Logits(), Labels()).device_type);

@@ -67,7 +67,7 @@ public class PixelLossTests
     {
         var (logits, labels) = Case(1);
         double[]? weights = weighted ? [0.5, 2.0, 1.0, 3.0] : null;
-        var loss = new CrossEntropyLoss(weights, ignoreIndex: 255, labelSmoothing: smoothing, temperature: temperature);
+        var loss = new SoftmaxCrossEntropyLoss(weights, ignoreIndex: 255, labelSmoothing: smoothing, temperature: temperature);
         Assert.Equal(CrossEntropyOracle(logits, labels, weights, smoothing, temperature), Evaluate(loss, logits, labels), 10);
     }
 
@@ -77,7 +77,7 @@ public class PixelLossTests
         using var scope = NewDisposeScope();
         var x = randn(2, 3, 2, 2).requires_grad_(true);
         foreach (var loss in new nn.Module<Tensor, Tensor, Tensor>[]
-                 { new CrossEntropyLoss(), new CrossEntropyLoss([1.0, 2.0, 3.0], labelSmoothing: 0.1), new FocalLoss(), new DiceLoss() })
+                 { new SoftmaxCrossEntropyLoss(), new SoftmaxCrossEntropyLoss([1.0, 2.0, 3.0], labelSmoothing: 0.1), new FocalLoss(), new DiceLoss() })
         {
             x.grad?.zero_();
             var value = loss.call(x, full(2, 2, 2, 255L));
@@ -93,11 +93,11 @@ public class PixelLossTests
     {
         using var scope = NewDisposeScope();
         Assert.Contains("3 class weights for logits [2,4,2,2]",
-            Assert.Throws<ArgumentException>(() => new CrossEntropyLoss([1.0, 1.0, 1.0]).call(randn(2, 4, 2, 2), zeros(2, 2, 2, dtype: ScalarType.Int64))).Message);
+            Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropyLoss([1.0, 1.0, 1.0]).call(randn(2, 4, 2, 2), zeros(2, 2, 2, dtype: ScalarType.Int64))).Message);
         Assert.Contains("labels [2,3,2] do not match logits [2,4,2,2]",
-            Assert.Throws<ArgumentException>(() => new CrossEntropyLoss().call(randn(2, 4, 2, 2), zeros(2, 3, 2, dtype: ScalarType.Int64))).Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new CrossEntropyLoss(temperature: 0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new CrossEntropyLoss(labelSmoothing: 1.5));
+            Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropyLoss().call(randn(2, 4, 2, 2), zeros(2, 3, 2, dtype: ScalarType.Int64))).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SoftmaxCrossEntropyLoss(temperature: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SoftmaxCrossEntropyLoss(labelSmoothing: 1.5));
     }
 
     [Theory]
@@ -179,7 +179,7 @@ public class PixelLossTests
         var x = randn(2, 3, 4, 4).to(ScalarType.BFloat16).requires_grad_(true);
         var y = randint(0, 3, [2, 4, 4]);
         foreach (var loss in new nn.Module<Tensor, Tensor, Tensor>[]
-                 { new CrossEntropyLoss(), new DiceLoss(), new FocalLoss(), new LovaszSoftmaxLoss(), new LovaszSoftmaxLoss(bins: 64) })
+                 { new SoftmaxCrossEntropyLoss(), new DiceLoss(), new FocalLoss(), new LovaszSoftmaxLoss(), new LovaszSoftmaxLoss(bins: 64) })
         {
             var value = loss.call(x, y);
             Assert.Equal(ScalarType.Float32, value.dtype);   // computed and returned in float32 (issue 22, as PyTorch AMP)

@@ -27,10 +27,9 @@ public class ReadmeExampleTests
 
         // Module form: cross-entropy alone, then + Lovász-Softmax from 50 % of training.
         var loss = new CompositeLoss([
-            new LossTerm("ce", new CrossEntropyLoss(ignoreIndex: 255)),
+            new LossTerm("ce", new SoftmaxCrossEntropyLoss(ignoreIndex: 255)),
             new LossTerm("lovasz", new LovaszSoftmaxLoss(perImage: true), Weight: 1.0, Start: 0.5)]);
-        loss.Progress = 0.6;                           // the trainer sets this each step
-        var value = loss.call(logits, labels);
+        var value = loss.call(logits, labels, progress: 0.6);   // progress through training, 0 to 1
         value.backward();
         foreach (var (name, term) in loss.LastValues) Console.WriteLine($"{name}: {term:F4}");
         // --- README example ends ---
@@ -49,7 +48,7 @@ public class ReadmeExampleTests
         // --- README example begins ---
         var jml = new JaccardMetricLoss(perDataset: 0, perImage: 0.5, perClass: 0.5);      // targets mIoU^I and mIoU^C
         var soft = SoftLabels.BoundarySmoothing(labels, numClasses: 21, epsilon: 0.5, kernel: 3);
-        var mixed = 0.25 * new CrossEntropyLoss().call(logits, labels) + 0.75 * jml.call(logits, soft);
+        var mixed = 0.25 * new SoftmaxCrossEntropyLoss().call(logits, labels) + 0.75 * jml.call(logits, soft);
         var tversky = MetricLoss.Tversky(logits, labels, alpha: 0.3, beta: 0.7, gamma: 2);  // functional form
         // --- README example ends ---
 

@@ -39,7 +39,7 @@ public class ConfusionMatrixTests
         Assert.Equal(5.0 / 7, m.PixelAccuracy, 12);
         Assert.Equal(13.0 / 18, m.MeanAccuracy, 12);
         Assert.Equal(32.0 / 45, m.MeanDice, 12);
-        Assert.Equal(5.0 / 9, m.ImageMeanIoU, 12); // one image: its mIoU
+        Assert.Equal(5.0 / 9, m.MeanIoUPerImageGtOrPredicted, 12); // one image: its mIoU
         Assert.Equal(7, m.LabelledPixels);
         Assert.Equal("b", m.Classes[1].Name);
     }
@@ -79,7 +79,7 @@ public class ConfusionMatrixTests
         cm.Update(tensor(new long[] { 1, 0, 1, 1 }).view(2, 1, 2), tensor(new long[] { 1, 1, 255, 255 }).view(2, 1, 2));
         var m = SegmentationMetrics.From(cm);
         Assert.Equal(2, cm.ImageCount);
-        Assert.Equal((1.0 + 0.25) / 2, m.ImageMeanIoU, 12);
+        Assert.Equal((1.0 + 0.25) / 2, m.MeanIoUPerImageGtOrPredicted, 12);
         Assert.Equal((2.0 / 3 + 0.5) / 2, m.MeanIoU, 12);
     }
 
@@ -162,6 +162,6 @@ public class ConfusionMatrixScopeTests
             cm.Update(tensor(new long[] { 0, 1 }), tensor(new long[] { 0, 1 }));
         }
         Assert.Equal(new long[,] { { 2, 0 }, { 0, 2 } }, cm.ToArray());
-        Assert.Equal(1.0, SegmentationMetrics.From(cm).ImageMeanIoU, 12);
+        Assert.Equal(1.0, SegmentationMetrics.From(cm).MeanIoUPerImageGtOrPredicted, 12);
     }
 }

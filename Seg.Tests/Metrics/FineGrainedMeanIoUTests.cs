@@ -59,7 +59,7 @@ public class FineGrainedMeanIoUTests
         // image_mIoU also averages classes that are only predicted (IoU 0): A (2/3 + 1/2 + 0) / 3, B (0 + 3/4) / 2, C 1.
         using var cm = HandWorked();
         var m = SegmentationMetrics.From(cm);
-        Assert.Equal((7.0 / 18 + 3.0 / 8 + 1.0) / 3, m.ImageMeanIoU, 12);
+        Assert.Equal((7.0 / 18 + 3.0 / 8 + 1.0) / 3, m.MeanIoUPerImageGtOrPredicted, 12);
         Assert.Equal(3, cm.ImageCount);
         Assert.Equal(7.0 / 18 + 3.0 / 8 + 1.0, cm.ImageIoUSum, 12);
     }
@@ -91,7 +91,7 @@ public class FineGrainedMeanIoUTests
         Assert.Equal((0.0 + 0.5) / 2, m.WorstMeanIoUPerImage(0.5), 12); // n = 2
         Assert.Equal((0.25 + 0.0) / 2, m.WorstMeanIoUPerClass(0.5), 12); // background n = 2, foreground n = 1
         // image_mIoU (unchanged) averages both classes over their unions: (7/12 + 1 + 3/8 + 1/4) / 4.
-        Assert.Equal(53.0 / 96, m.ImageMeanIoU, 12);
+        Assert.Equal(53.0 / 96, m.MeanIoUPerImageGtOrPredicted, 12);
     }
 
     [Fact]
@@ -208,7 +208,7 @@ public class FineGrainedMeanIoUTests
         Assert.Equal(oracle.ScoredImages, m.Images);
         Assert.Equal(oracle.MeanPerImage(), m.MeanIoUPerImage, 12);
         Assert.Equal(oracle.MeanPerClass(), m.MeanIoUPerClass, 12);
-        Assert.Equal(oracle.UnionImageMean(), m.ImageMeanIoU, 12);
+        Assert.Equal(oracle.UnionImageMean(), m.MeanIoUPerImageGtOrPredicted, 12);
         foreach (var percent in new[] { 5, 10, 25, 50, 100 })
         {
             Assert.Equal(oracle.MeanPerImage(percent), m.WorstMeanIoUPerImage(percent / 100.0), 12);

@@ -109,7 +109,7 @@ public class FineGrainedReportTests : IDisposable
         Assert.Equal("iteration,mIoU,aAcc,mAcc,mDice,image_mIoU,mIoU_I,mIoU_C", lines[0]);
         var rows = EvalLog.Read(path);
         Assert.True(double.IsNaN(rows[0].MeanIoUPerImage));
-        Assert.Equal(0.4, rows[0].ImageMeanIoU);
+        Assert.Equal(0.4, rows[0].MeanIoUPerImageGtOrPredicted);
         Assert.Equal(7.0 / 9, rows[1].MeanIoUPerImage, 12);
         Assert.Equal(59.0 / 72, rows[1].MeanIoUPerClass, 12);
     }

@@ -44,6 +44,7 @@ public class EncoderDecoderTests
     [InlineData("deeplabv3plus_efficientnet_b0")]
     [InlineData("deeplabv3plus_convnext_tiny")]
     [InlineData("deeplabv3plus_resnext50_32x4d")]
+    [InlineData("deeplabv3plus_resnet18")]
     public void PairOutputsLogitsAtInputResolutionAndHoldTheTorchvisionEncoder(string name) => Check(name);
 
     [Theory]

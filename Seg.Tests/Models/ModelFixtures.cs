@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json;
 using Seg.Core;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Seg.Tests.Models;
@@ -28,9 +29,12 @@ internal static class ModelFixtures
     }
 
     /// <summary>torchvision's state_dict entries per model: ordered (key, shape) pairs.</summary>
-    public static Dictionary<string, List<(string Key, long[] Shape)>> TorchvisionKeys()
+    public static Dictionary<string, List<(string Key, long[] Shape)>> TorchvisionKeys() => ReadKeys(Path("torchvision_keys.txt.gz"));
+
+    /// <summary>A gzipped "model TAB key TAB shape" list (make_fixtures.py, make_zoo_fixtures.py) by model.</summary>
+    public static Dictionary<string, List<(string Key, long[] Shape)>> ReadKeys(string file)
     {
-        using var gz = new GZipStream(File.OpenRead(Path("torchvision_keys.txt.gz")), CompressionMode.Decompress);
+        using var gz = new GZipStream(File.OpenRead(file), CompressionMode.Decompress);
         using var reader = new StreamReader(gz);
         var result = new Dictionary<string, List<(string, long[])>>();
         while (reader.ReadLine() is { } line)
@@ -42,6 +46,16 @@ internal static class ModelFixtures
             list.Add((parts[1], shape));
         }
         return result;
+    }
+
+    /// <summary>Asserts max|y − reference| ≤ 1e-4·max|reference| (any float dtype), writing the ratio to <paramref name="output"/>.</summary>
+    public static void AssertClose(Xunit.Abstractions.ITestOutputHelper output, string what, Tensor y, Tensor reference)
+    {
+        Assert.Equal(reference.shape, y.shape);
+        double maxRef = reference.abs().max().ToDouble();
+        double maxRel = (y - reference).abs().max().ToDouble() / maxRef;
+        output.WriteLine($"{what} ({y.dtype}): max|Δ|/max|ref| = {maxRel:E3} (max|ref| = {maxRef:G4})");
+        Assert.True(maxRel <= 1e-4, $"{what}: max|Δ|/max|ref| = {maxRel}");
     }
 
     /// <summary>Tensor values in row-major logical order, as doubles (whatever the dtype or strides).</summary>

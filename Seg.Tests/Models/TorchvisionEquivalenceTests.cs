@@ -34,13 +34,5 @@ public class TorchvisionEquivalenceTests(ITestOutputHelper output)
         if (io.TryGetValue("aux", out var auxReference)) Compare($"{name} aux", aux!, auxReference);
     }
 
-    void Compare(string what, Tensor y, Tensor reference)
-    {
-        Assert.Equal(reference.shape, y.shape);
-        double maxRel = (y - reference).abs().max().item<float>() / reference.abs().max().item<float>();
-        double l2Rel = (y - reference).norm().item<float>() / reference.norm().item<float>();
-        output.WriteLine($"{what}: max|Δ|/max|ref| = {maxRel:E3}, ‖Δ‖/‖ref‖ = {l2Rel:E3}");
-        Console.WriteLine($"{what}: max|Δ|/max|ref| = {maxRel:E3}, ‖Δ‖/‖ref‖ = {l2Rel:E3}");
-        Assert.True(maxRel <= 1e-4, $"{what}: relative error {maxRel}");
-    }
+    void Compare(string what, Tensor y, Tensor reference) => ModelFixtures.AssertClose(output, what, y, reference);
 }

@@ -85,7 +85,7 @@ public class HostileRunTests : IDisposable
         Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new ConfusionMatrix(4, 1)).Message);
         using var logits = zeros(1, 4, 2, 2);
         using var labels = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64);
-        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new CrossEntropyLoss(ignoreIndex: 1).forward(logits, labels)).Message);
+        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropyLoss(ignoreIndex: 1).forward(logits, labels)).Message);
         Assert.Contains(expected, Assert.Throws<ArgumentException>(() => new LovaszSoftmaxLoss(ignoreIndex: 1).forward(logits, labels)).Message);
         var e = Assert.Throws<ConfigException>(() => Trainer.Run(TinyRun.Request(Path.Combine(dir, "run"), false, "data.ignore_index=1")));
         Assert.Equal("data.ignore_index", e.KeyPath);
@@ -108,7 +108,7 @@ public class HostileRunTests : IDisposable
 
         using var logits = zeros(1, 3, 2, 2);
         using var elsewhere = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64, device: new Device(TorchSharp.DeviceType.META));
-        Assert.Equal("labels", Assert.Throws<ArgumentException>(() => new CrossEntropyLoss().forward(logits, elsewhere)).ParamName);
+        Assert.Equal("labels", Assert.Throws<ArgumentException>(() => new SoftmaxCrossEntropyLoss().forward(logits, elsewhere)).ParamName);
 
         using var labels = zeros(new long[] { 1, 2, 2 }, ScalarType.Int64);
         Assert.Equal("numClasses", Assert.Throws<ArgumentOutOfRangeException>(() => SoftLabels.BoundarySmoothing(labels, 1L << 40)).ParamName);
@@ -239,6 +239,19 @@ public class RunReportTests : IDisposable
     }
 
     [Fact]
+    public void EvalRefusesAnOutputFolderWithReportsItDidNotWrite()
+    {
+        var project = Directory.CreateDirectory(Path.Combine(dir, "project")).FullName;
+        File.WriteAllText(Path.Combine(project, "report.md"), "the user's report");
+        var e = Assert.Throws<IOException>(() => RunFolder.CheckEvalOutput(new RunPaths(project)));
+        Assert.Contains("holds report.md", e.Message);
+        File.WriteAllText(Path.Combine(project, "metrics.json"), """{ "mIoU": 0.5, "classes": [] }""");
+        RunFolder.CheckEvalOutput(new RunPaths(project));   // beside Seg's metrics.json: an earlier eval's report
+        RunFolder.CheckEvalOutput(new RunPaths(Path.Combine(dir, "new")));
+        Assert.Equal("the user's report", File.ReadAllText(Path.Combine(project, "report.md")));
+    }
+
+    [Fact]
     public void SkippedSamplesAreCountedInMetricsAndReport()
     {
         var data = Path.Combine(dir, "data");
@@ -251,5 +264,28 @@ public class RunReportTests : IDisposable
         Assert.Equal(2, (int)metrics["skipped_samples"]!);   // the same bad file in the train and the val dataset
         Assert.Contains("img002.png", metrics["skipped_files"]![0]!.ToString());
         Assert.Contains("bad samples skipped", File.ReadAllText(Path.Combine(run, "report.md")));
+    }
+}
+
+/// <summary>A read-only mount and a full disk were reported as "in use by another training run" (issue 20 part 4).</summary>
+public class LockFileSystemErrorTests
+{
+    [TmpfsFact]
+    public void AReadOnlyOrFullFileSystemIsNamedAsSuch()
+    {
+        using (var disk = new Tmpfs(1 << 20))
+        {
+            disk.RemountReadOnly();
+            var e = Assert.Throws<IOException>(() => RunLock.Acquire(disk.Path));
+            Assert.Contains("read-only", e.Message);
+            Assert.DoesNotContain("in use", e.Message);
+        }
+        using (var disk = new Tmpfs(64 << 10))
+        {
+            Tmpfs.Fill(Path.Combine(disk.Path, "filler"), leave: 0);
+            var e = Assert.Throws<IOException>(() => RunLock.Acquire(disk.Path));
+            Assert.Contains("no space left", e.Message);
+            Assert.DoesNotContain("in use", e.Message);
+        }
     }
 }

@@ -151,7 +151,7 @@ public class LossConfigTests
             data: { soft_labels: { epsilon: 0.5, kernel: 3 } }
             """);
         var composite = RunFactory.CreateLoss(c.Loss, 255, 3, "t.yaml", softLabels: c.Data.SoftLabels);
-        Assert.IsType<CrossEntropyLoss>(composite.Terms[0].Loss);
+        Assert.IsType<SoftmaxCrossEntropyLoss>(composite.Terms[0].Loss);
         var jml = Assert.IsType<JaccardMetricLoss>(Assert.IsType<SoftLabelTerm>(composite.Terms[1].Loss).loss);
         Assert.Equal((0.0, 1.0, (ClassSelection?)ClassSelection.Present), (jml.Settings.PerDataset, jml.Settings.PerImage, jml.Settings.Classes));
         var tversky = Assert.IsType<TverskyLoss>(Assert.IsType<SoftLabelTerm>(composite.Terms[2].Loss).loss);

@@ -67,6 +67,13 @@ public sealed class Tmpfs : IDisposable
         return size;
     }
 
+    /// <summary>Remounts the file system read-only.</summary>
+    public void RemountReadOnly()
+    {
+        var (code, output) = Run("mount", "-o", "remount,ro", Path);
+        if (code != 0) throw new InvalidOperationException($"mount -o remount,ro failed ({code}): {output}");
+    }
+
     public void Dispose()
     {
         var (code, _) = Run("umount", Path);

@@ -61,7 +61,7 @@ public static class LossTypes
                 return new CrossEntropyOptions(s.DoubleList("class_weights", min: 0.0),
                     s.Double("label_smoothing", d.LabelSmoothing, 0.0, 1.0), s.Double("temperature", d.Temperature, 1e-6));
             },
-            (o, c) => new CrossEntropyLoss(ClassWeights(o.ClassWeights, c), c.IgnoreIndex, o.LabelSmoothing, o.Temperature, c.Name)),
+            (o, c) => new SoftmaxCrossEntropyLoss(ClassWeights(o.ClassWeights, c), c.IgnoreIndex, o.LabelSmoothing, o.Temperature, c.Name)),
         Type<LovaszSoftmaxOptions>("lovasz_softmax", s =>
             {
                 var d = new LovaszSoftmaxOptions();

@@ -32,7 +32,8 @@ public static class EvalCommand
         if (!File.Exists(checkpoint)) throw new FileNotFoundException($"--checkpoint: no such file: {checkpoint}", checkpoint);
         var config = configPath is not null ? ConfigLoader.Load(configPath, overrides) : CheckpointConfig(checkpoint, overrides);
         configPath ??= checkpoint;
-        var paths = new RunPaths(output ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))!, "eval"));
+        var paths = new RunPaths(Path.GetFullPath(output ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpoint)))!, "eval")));
+        RunFolder.CheckEvalOutput(paths);   // before evaluating: replace nothing that Seg did not write
         var threads = Seg.Core.Native.TorchThreads.Apply(config.Train.Threads);
         Console.WriteLine($"eval: {threads}");
         var target = device is null ? RunFactory.ResolveDevice(config.Train.Device, configPath) : RunFactory.ResolveDeviceOption(device);

@@ -27,7 +27,7 @@ public static class EvalLog
     /// <see cref="AtomicFile"/>, so that it is never written through a link.</summary>
     public static void Append(string path, long iteration, SegmentationMetrics m) =>
         AtomicFile.WriteAllLines(path, File.ReadAllLines(path).Append(string.Join(',', new[] { iteration.ToString(CultureInfo.InvariantCulture) }
-            .Concat(new[] { m.MeanIoU, m.PixelAccuracy, m.MeanAccuracy, m.MeanDice, m.ImageMeanIoU, m.MeanIoUPerImage, m.MeanIoUPerClass }
+            .Concat(new[] { m.MeanIoU, m.PixelAccuracy, m.MeanAccuracy, m.MeanDice, m.MeanIoUPerImageGtOrPredicted, m.MeanIoUPerImage, m.MeanIoUPerClass }
                 .Select(v => v.ToString("R", CultureInfo.InvariantCulture))))));
 
     /// <summary>The rows, for the curves (mIoU^I and mIoU^C are NaN in rows written before they were logged).</summary>
@@ -41,4 +41,4 @@ public static class EvalLog
 }
 
 /// <summary>One evaluation of <c>eval_log.csv</c>, as the curves use it.</summary>
-public sealed record EvalLogRow(long Iteration, double MeanIoU, double ImageMeanIoU, double MeanIoUPerImage, double MeanIoUPerClass);
+public sealed record EvalLogRow(long Iteration, double MeanIoU, double MeanIoUPerImageGtOrPredicted, double MeanIoUPerImage, double MeanIoUPerClass);

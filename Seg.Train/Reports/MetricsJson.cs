@@ -43,7 +43,7 @@ public static class MetricsJson
             ["aAcc"] = metrics.PixelAccuracy,
             ["mAcc"] = metrics.MeanAccuracy,
             ["mDice"] = metrics.MeanDice,
-            ["image_mIoU"] = metrics.ImageMeanIoU,
+            ["image_mIoU"] = metrics.MeanIoUPerImageGtOrPredicted,
             ["mIoU_I"] = metrics.MeanIoUPerImage,
             ["mIoU_C"] = metrics.MeanIoUPerClass,
             ["mIoU_I_worst5"] = metrics.WorstMeanIoUPerImage(0.05),

@@ -43,7 +43,7 @@ public static class Plots
         {
             var xs = rows.Select(r => (double)r.Iteration).ToArray();
             AddLine(plot, xs, rows.Select(r => r.MeanIoU).ToArray(), "mIoU", markerSize: 9);
-            AddLine(plot, xs, rows.Select(r => r.ImageMeanIoU).ToArray(), "image mIoU");
+            AddLine(plot, xs, rows.Select(r => r.MeanIoUPerImageGtOrPredicted).ToArray(), "image mIoU");
             AddLine(plot, xs, rows.Select(r => r.MeanIoUPerImage).ToArray(), "mIoU^I");
             AddLine(plot, xs, rows.Select(r => r.MeanIoUPerClass).ToArray(), "mIoU^C");
             if (rows.Count <= LabelledEvaluations)

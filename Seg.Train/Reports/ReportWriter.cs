@@ -89,7 +89,7 @@ public static class ReportWriter
     public static string SummaryText(SegmentationMetrics m)
     {
         static string Pc(double v) => P(v) + " %";
-        return $"mIoU {Pc(m.MeanIoU)}, aAcc {Pc(m.PixelAccuracy)}, mAcc {Pc(m.MeanAccuracy)}, mDice {Pc(m.MeanDice)}, image mIoU {Pc(m.ImageMeanIoU)}"
+        return $"mIoU {Pc(m.MeanIoU)}, aAcc {Pc(m.PixelAccuracy)}, mAcc {Pc(m.MeanAccuracy)}, mDice {Pc(m.MeanDice)}, image mIoU {Pc(m.MeanIoUPerImageGtOrPredicted)}"
             + Environment.NewLine
             + $"mIoU^I {Pc(m.MeanIoUPerImage)} (worst 5 %: {Pc(m.WorstMeanIoUPerImage(0.05))}, worst 10 %: {Pc(m.WorstMeanIoUPerImage(0.10))}), "
             + $"mIoU^C {Pc(m.MeanIoUPerClass)} (worst 10 %: {Pc(m.WorstMeanIoUPerClass(0.10))}), {m.Images} images scored";
@@ -122,7 +122,7 @@ public static class ReportWriter
         yield return ("mIoU^I, worst 10 % of images", P(m.WorstMeanIoUPerImage(0.10)));
         yield return ("mIoU^C (per class over images)", P(m.MeanIoUPerClass));
         yield return ("mIoU^C, worst 10 % per class", P(m.WorstMeanIoUPerClass(0.10)));
-        yield return ("image mIoU", P(m.ImageMeanIoU));
+        yield return ("image mIoU", P(m.MeanIoUPerImageGtOrPredicted));
         yield return ("aAcc", P(m.PixelAccuracy));
         yield return ("mAcc", P(m.MeanAccuracy));
         yield return ("mDice", P(m.MeanDice));

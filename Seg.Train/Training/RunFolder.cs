@@ -130,6 +130,47 @@ public sealed class RunFolder : IDisposable
         }
     }
 
+    /// <summary>
+    /// <c>eval</c>'s check of its output folder, before anything is evaluated: the files it writes there
+    /// (<c>metrics.json</c>, the reports, the plots) must be absent, or regular files beside a <c>metrics.json</c> that
+    /// Seg wrote, so that an <c>--output</c> pointed at a folder of other work replaces nothing of it.
+    /// </summary>
+    /// <exception cref="IOException">The folder is not a folder, holds a link or device where a report goes, or holds
+    /// report files that are not Seg's.</exception>
+    public static void CheckEvalOutput(RunPaths paths)
+    {
+        var kind = FileChecks.KindOf(paths.Root);
+        if (kind == PathKind.Missing) return;
+        if (kind != PathKind.Directory)
+            throw new IOException($"eval --output {paths.Root} is {FileChecks.Describe(kind)}, not a folder; choose another --output.");
+        var targets = new[] { paths.Metrics, paths.ReportMarkdown, paths.ReportHtml }.Concat(PlotFiles(paths)).ToList();
+        foreach (var file in targets)
+        {
+            var k = FileChecks.KindOf(file, followLinks: false);
+            if (k is not (PathKind.Missing or PathKind.File))
+                throw new IOException($"{file} is {FileChecks.Describe(k)}, where eval writes a regular file: remove it or choose another --output.");
+        }
+        var present = targets.Where(File.Exists).ToList();
+        if (present.Count > 0 && !IsSegMetrics(paths.Metrics))
+            throw new IOException($"eval --output {paths.Root} holds {Path.GetFileName(present[0])}, and no metrics.json written by Seg beside it: " +
+                                  "eval would replace files it did not write; choose another --output.");
+    }
+
+    // metrics.json as Seg writes it (MetricsJson): an object with "mIoU" and "classes".
+    static bool IsSegMetrics(string path)
+    {
+        if (FileChecks.KindOf(path, followLinks: false) != PathKind.File || new FileInfo(path).Length > 64 << 20) return false;
+        try
+        {
+            return System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path)) is System.Text.Json.Nodes.JsonObject o
+                   && o.ContainsKey("mIoU") && o.ContainsKey("classes");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Writes <c>config.yaml</c> (which must start with <see cref="ConfigHeader"/>).</summary>
     public void WriteConfig(string text)
     {

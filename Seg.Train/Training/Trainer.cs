@@ -18,10 +18,15 @@ using static TorchSharp.torch;
 namespace Seg.Train.Training;
 
 /// <summary>
-/// The training loop, in the spirit of torchvision's reference <c>train.py</c>: build everything from the config
-/// (so a bad key fails before the first step), then step, log, evaluate and checkpoint. Everything a step depends
-/// on is a function of (seed, iteration) or saved in the checkpoint (weights, optimizer state, CPU RNG state), so
-/// <c>--resume</c> ends bit-identical to an uninterrupted run on the CPU.
+/// The training loop, in the spirit of torchvision's reference <c>train.py</c>, in functions that read top to
+/// bottom: <see cref="Setup"/> builds everything from the config (so a bad key fails before the first step);
+/// <see cref="TrainLoop"/> runs the optimizer steps, each <see cref="BeginStep"/> (learning rate, loss schedule,
+/// zeroed gradients), <see cref="ForwardBackward"/> per micro-batch (forward and loss under autocast, backward
+/// through the loss scaler), <see cref="OptimizerStep"/> (gradient hook, clipping, step) and <see cref="EndStep"/>
+/// (the step's one device wait); then it logs and calls <see cref="EvaluateAndSave"/>; <see cref="Finish"/> writes
+/// the scores and the report. Everything a step depends on is a function of (seed, iteration) or saved in the
+/// checkpoint (weights, optimizer state, CPU RNG state), so <c>--resume</c> ends bit-identical to an uninterrupted
+/// run on the CPU.
 /// </summary>
 public static class Trainer
 {
@@ -32,26 +37,28 @@ public static class Trainer
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     public static TrainOutcome Run(TrainRequest request, CancellationToken stop = default, DataParallel? parallel = null)
     {
-        // ---- setup: everything that can fail on a bad config happens here, before training ----
+        using var run = Setup(request, parallel ?? DataParallel.Alone);
+        var interrupted = Progress.Run("train", run.Total, run.Start, progress => TrainLoop(run, progress, stop));
+        if (interrupted) return new TrainOutcome(TrainStatus.Interrupted, run.Done, run.Paths, null);
+        return Finish(run);
+    }
+
+    // ---- setup: everything that can fail on a bad config happens here, before training ----
+
+    static TrainingRun Setup(TrainRequest request, DataParallel dp)
+    {
         var config = ConfigLoader.Parse(request.ConfigYaml, request.Source, request.Overrides);
-        var dp = parallel ?? DataParallel.Alone;
-        var main = dp.IsMain;   // rank 0 alone writes files
         dp.CheckConfig(config);
-        var accumulate = config.Train.Accumulate;
         var paths = RunFolder.Locate(request.Output, config.Name);
-        var mode = request.Start;
-        RunFolder.Check(paths, mode);   // refuse a folder it may not use before building anything
+        RunFolder.Check(paths, request.Start);   // refuse a folder it may not use before building anything
         var src = request.Source;
         var threads = TorchThreads.Apply(config.Train.Threads);
         // train.threads 0 on the CPU: settle 1 thread or all by timing steps (ranks of a data-parallel run wait for
         // each other, so their step times say little about their own thread count).
         var tuner = dp.WorldSize > 1 ? null : ThreadTuner.For(threads, config.Train.Threads);
-        long stepStart = 0;
         var device = dp.ResolveDevice(config.Train.Device, RunFactory.ResolveDevice(config.Train.Device, src));
-        var total = config.Train.Iterations;
         // Mixed precision: forward and loss under autocast, fp16 with a loss scaler (RunPrecision).
         var precision = RunPrecision.Resolve(config.Train.Precision, device);
-        var scaler = precision.CreateScaler();
         GpuSwitches.Apply(config.Train, device);
         manual_seed(config.Train.Seed);
 
@@ -72,231 +79,279 @@ public static class Trainer
         criterion.to(device);
         dp.PrepareModel(model, config);
         var optimizer = RunFactory.CreateOptimizer(config.Optimizer, model.parameters());
-        var auxModel = model is ISegmentationModel { HasAuxHead: true } aux ? aux : null;
 
-        // One run per folder from here on: a second run refuses, naming this one; a lock left by a killed run is taken over.
-        using var folder = main ? RunFolder.Open(paths, mode, Console.WriteLine) : null;
-
-        long start = 0, bestIteration = 0;
-        var bestMeanIoU = -1.0;
-        if (mode == RunStart.Resume)
+        var run = new TrainingRun
         {
-            try { CheckpointFile.ReadState(paths.Last); }
-            catch (InvalidDataException e) { throw new InvalidDataException(e.Message + " " + FallBack(paths), e); }
-            var state = CheckpointFile.Load(paths.Last, model, optimizer, criterion);
-            (start, bestMeanIoU, bestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
-            CheckpointFile.RestoreRng(state.RngState);
-            if (scaler is not null && state.Scaler is { } scalerState) scaler.Restore(scalerState);
-            if (state.ConfigYaml != request.ConfigYaml || !state.Overrides.SequenceEqual(request.Overrides))
-                Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
-            dp.CheckResume(paths, config, state.ConfigYaml, state.Overrides);
+            Request = request, Config = config, Parallel = dp, Paths = paths, Threads = threads, Tuner = tuner, Device = device,
+            Precision = precision, Scaler = precision.CreateScaler(), TrainSet = trainSet, ValSet = valSet,
+            ValPipeline = valPipeline, Model = model, Criterion = criterion, Optimizer = optimizer,
+        };
+        try
+        {
+            // One run per folder from here on: a second run refuses, naming this one; a lock left by a killed run is taken over.
+            run.Folder = dp.IsMain ? RunFolder.Open(paths, request.Start, Console.WriteLine) : null;
+            if (request.Start == RunStart.Resume) Resume(run);
+            else if (config.Model.Pretrained is not null) Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
+            dp.Synchronize(model, criterion);   // every rank starts from rank 0's weights
+
+            run.TrainLoader = new SegmentationLoader(trainSet, trainPipeline,
+                dp.ShardTraining(new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, config.Train.Accumulate), device);
+            run.ValLoader = new SegmentationLoader(valSet, valPipeline,
+                dp.ShardEvaluation(new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }), device);
+
+            run.Folder?.WriteConfig(EffectiveConfig(request, dp.WorldSize > 1 ? dp.ConfigHeader : ""));
+            var resumeAt = request.Resume ? run.Start : (long?)null;
+            run.Log = dp.IsMain ? TrainLog.Open(paths.TrainLog, criterion.Terms.Select(t => t.Name).ToList(), resumeAt) : null;
+            if (dp.IsMain) EvalLog.Start(paths.EvalLog, resumeAt);
+            run.Board = dp.IsMain ? utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false) : null;
+
+            // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
+            run.SplitWarning = SplitOverlap.Warning(trainSet, valSet);
+            if (run.SplitWarning is not null) Console.Error.WriteLine("WARNING: " + run.SplitWarning);
+            Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {precision.Describe()}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
+                              $"{run.Total} iterations{(run.Start > 0 ? $", resuming at {run.Start}" : "")} -> {Path.GetFullPath(paths.Root)}");
+            run.WaitBefore = run.TrainLoader.Stats.WaitTime;
+            return run;
         }
-        else if (config.Model.Pretrained is not null)
+        catch
         {
-            Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
+            run.Dispose();
+            throw;
         }
-        dp.Synchronize(model, criterion);   // every rank starts from rank 0's weights
+    }
 
-        using var trainLoader = new SegmentationLoader(trainSet, trainPipeline,
-            dp.ShardTraining(new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, accumulate), device);
-        using var valLoader = new SegmentationLoader(valSet, valPipeline,
-            dp.ShardEvaluation(new LoaderOptions { BatchSize = config.Eval.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = false, DropLast = false }), device);
+    /// <summary>Weights, optimizer, loss state, RNG, best score and scaler from <c>last.ckpt</c>.</summary>
+    static void Resume(TrainingRun run)
+    {
+        var paths = run.Paths;
+        try { CheckpointFile.ReadState(paths.Last); }
+        catch (InvalidDataException e) { throw new InvalidDataException(e.Message + " " + FallBack(paths), e); }
+        var state = CheckpointFile.Load(paths.Last, run.Model, run.Optimizer, run.Criterion);
+        (run.Start, run.BestMeanIoU, run.BestIteration) = (state.Iteration, state.BestMeanIoU, state.BestIteration);
+        CheckpointFile.RestoreRng(state.RngState);
+        if (run.Scaler is not null && state.Scaler is { } scalerState) run.Scaler.Restore(scalerState);
+        if (state.ConfigYaml != run.Request.ConfigYaml || !state.Overrides.SequenceEqual(run.Request.Overrides))
+            Console.Error.WriteLine($"warning: resuming {paths.Last} with a config that differs from the one it was trained with");
+        run.Parallel.CheckResume(paths, run.Config, state.ConfigYaml, state.Overrides);
+    }
 
-        folder?.WriteConfig(EffectiveConfig(request, dp.WorldSize > 1 ? dp.ConfigHeader : ""));
-        var termNames = criterion.Terms.Select(t => t.Name).ToList();
-        using var log = main ? TrainLog.Open(paths.TrainLog, termNames, request.Resume ? start : null) : null;
-        if (main) EvalLog.Start(paths.EvalLog, request.Resume ? start : null);
-        var board = main ? utils.tensorboard.SummaryWriter(paths.TensorBoard, createRunName: false) : null;
-        var classNames = trainSet.ClassNames;
+    // ---- the loop: one optimizer step per k micro-batches, then log, evaluate and save ----
 
-        EvalResult Evaluate()
+    /// <summary>Trains from <see cref="TrainingRun.Start"/> to the end or to an agreed stop; true when stopped.</summary>
+    static bool TrainLoop(TrainingRun run, IProgressSink progress, CancellationToken stop)
+    {
+        run.Done = run.Start;
+        if (run.Start >= run.Total) return false;
+        var config = run.Config;
+        var accumulate = config.Train.Accumulate;
+        run.Model.train();
+        run.TrainWatch.Start();
+        var step = new StepAccumulator();
+        double lr = 0;
+        try
         {
-            using (precision.Autocast(device))
-                return Evaluator.Evaluate(model, valLoader, config.Eval, classNames, trainSet.IgnoreIndex, group: dp.Group);
-        }
-
-        void Save(string path, long iteration)
-        {
-            var state = new CheckpointState(iteration, bestMeanIoU, bestIteration, request.ConfigYaml, request.Overrides,
-                classNames, trainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng(),
-                precision.Name, scaler?.State);
-            CheckpointFile.Save(path, state, model, optimizer, criterion);
-            folder!.CheckpointSaved(path);
-        }
-
-        // Before the run's first line, so that nobody misses it: validation on training images scores nothing new.
-        var splitWarning = SplitOverlap.Warning(trainSet, valSet);
-        if (splitWarning is not null) Console.Error.WriteLine("WARNING: " + splitWarning);
-        Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {precision.Describe()}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
-                          $"{total} iterations{(start > 0 ? $", resuming at {start}" : "")} -> {Path.GetFullPath(paths.Root)}");
-
-        // ---- the loop ----
-        var trainWatch = new Stopwatch();
-        var evalTime = TimeSpan.Zero;
-        var waitBefore = trainLoader.Stats.WaitTime;
-        long stepsRun = 0, imagesSeen = 0;
-        EvalResult? lastEval = null;
-        var interrupted = false;
-        var stopAgreed = false;   // Ctrl+C, agreed by every rank at the same step
-        var done = start;
-
-        Progress.Run("train", total, start, progress =>
-        {
-            if (start >= total) return 0;
-            model.train();
-            trainWatch.Start();
-            double lr = 0;
-            Tensor? stepLoss = null;                            // sum over this step's micro-batches of loss / k
-            var stepTerms = new Dictionary<string, double>();   // the same for the terms
-            foreach (var batch in trainLoader.Iterate(start * accumulate))
+            foreach (var batch in run.TrainLoader.Iterate(run.Start * accumulate))
             {
                 var iteration = batch.Iteration / accumulate;   // 0-based index of this optimizer step
                 var micro = (int)(batch.Iteration % accumulate);
-                done = iteration + 1;
-                double lossValue;
-                IReadOnlyDictionary<string, double> termValues;
+                run.Done = iteration + 1;
+                StepResult result;
                 using (batch)
-                using (var scope = NewDisposeScope())
+                using (NewDisposeScope())
                 {
-                    if (micro == 0)
-                    {
-                        tuner?.BeforeStep();
-                        stepStart = Stopwatch.GetTimestamp();
-                        lr = LrSchedule.At(config.Schedule, config.Optimizer.Lr, iteration, total);
-                        foreach (var group in ((OptimizerHelper)optimizer).ParamGroups) group.LearningRate = lr;
-                        criterion.Progress = (double)iteration / total;
-                        optimizer.zero_grad();
-                        stepLoss?.Dispose();
-                        stepLoss = null;
-                        stepTerms.Clear();
-                    }
-
-                    Tensor loss;
-                    using (precision.Autocast(device))
-                    {
-                        if (auxModel is null)
-                        {
-                            loss = criterion.forward(model.forward(batch.Images), batch.Labels);
-                            termValues = criterion.LastValues;
-                        }
-                        else
-                        {
-                            var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
-                            loss = criterion.forward(output, batch.Labels);
-                            termValues = criterion.LastValues;
-                            loss = loss + config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
-                        }
-                    }
-                    // Gradients of k micro-batches are summed: each backward gets loss / k, so that the step's
-                    // gradient is that of the mean loss over its global batch (k = 1: the loss itself, same bits).
-                    if (accumulate > 1) loss = loss / accumulate;
-                    (scaler?.Scale(loss) ?? loss).backward();
-                    stepLoss = stepLoss is null ? loss.detach().DetachFromDisposeScope() : ReplaceSum(stepLoss, loss);
-                    foreach (var (term, value) in termValues) stepTerms[term] = stepTerms.GetValueOrDefault(term) + value / accumulate;
-                    imagesSeen += batch.Count * dp.WorldSize;
+                    if (micro == 0) lr = BeginStep(run, iteration, step);
+                    ForwardBackward(run, batch, step);
                     if (micro < accumulate - 1) continue;
+                    OptimizerStep(run);
+                    result = EndStep(run, step, stop);
+                }
+                run.StepsRun++;
+                if (run.Tuner?.AfterStep(Stopwatch.GetElapsedTime(run.StepStart)) is { } retuned) progress.Message($"threads: now {retuned}");
 
-                    dp.AverageGradients();
-                    if (config.Train.GradClip > 0)
-                    {
-                        scaler?.Unscale(optimizer);   // clip the true gradients, not the scaled ones
-                        nn.utils.clip_grad_norm_(model.parameters(), config.Train.GradClip);
-                    }
-                    if (scaler is null) optimizer.step();
-                    else
-                    {
-                        scaler.Step(optimizer);   // skipped when a gradient is inf or NaN; the scale then backs off
-                        scaler.Update();
-                    }
-                    dp.AverageLossState();
-                    // The step's one wait for the device: read the loss once the whole step is queued, so that the
-                    // device never waits for the host to queue the backward pass. A diverged step has updated the
-                    // weights in memory, but the run stops here and no checkpoint is written from them.
-                    lossValue = stepLoss.ToDouble();
-                    termValues = accumulate > 1 ? new Dictionary<string, double>(stepTerms) : termValues;
-                    bool stopNow;
-                    (lossValue, termValues, stopNow) = dp.Agree(lossValue, termValues, stop.IsCancellationRequested);
-                    if (stopNow) stopAgreed = true;
-                    if (!double.IsFinite(lossValue)) throw Diverged(done, termValues, lossValue);
-                }
-                stepsRun++;
-                if (tuner?.AfterStep(Stopwatch.GetElapsedTime(stepStart)) is { } retuned) progress.Message($"threads: now {retuned}");
-
-                if (done % config.Train.LogEvery == 0 || done == total)
+                LogStep(run, result, lr, progress);
+                EvaluateAndSave(run, progress);
+                if (run.Done >= run.Total) return false;
+                if (result.Stop)
                 {
-                    LabelChecks.ThrowIfAnyFailed();   // the losses' label checks, deferred on devices other than the CPU
-                    log?.Append(done, lossValue, termValues, lr);
-                    board?.add_scalar("train/loss", (float)lossValue, (int)done);
-                    board?.add_scalar("train/lr", (float)lr, (int)done);
-                    foreach (var (term, value) in termValues) board?.add_scalar($"train/{term}", (float)value, (int)done);
-                }
-                progress.Update(done, $"loss {lossValue.ToString("F4", CultureInfo.InvariantCulture)} lr {lr.ToString("0.00e0", CultureInfo.InvariantCulture)}");
-
-                if ((config.Train.EvalEvery > 0 && done % config.Train.EvalEvery == 0) || done == total)
-                {
-                    trainWatch.Stop();
-                    lastEval = Evaluate();
-                    evalTime += lastEval.Elapsed;
-                    var m = lastEval.Metrics;
-                    if (main) EvalLog.Append(paths.EvalLog, done, m);
-                    board?.add_scalar("val/mIoU", (float)m.MeanIoU, (int)done);
-                    board?.add_scalar("val/image_mIoU", (float)m.ImageMeanIoU, (int)done);
-                    board?.add_scalar("val/aAcc", (float)m.PixelAccuracy, (int)done);
-                    var isBest = m.MeanIoU > bestMeanIoU;
-                    if (isBest) (bestMeanIoU, bestIteration) = (m.MeanIoU, done);
-                    progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.ImageMeanIoU:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
-                    if (isBest && main) Save(paths.Best, done);
-                    trainWatch.Start();
-                }
-                if ((done % config.Train.CheckpointEvery == 0 || done == total) && main)
-                {
-                    log!.Flush();
-                    Save(paths.Last, done);
-                }
-                if (done >= total) break;
-                if (stopAgreed)
-                {
-                    log?.Flush();
-                    if (main) Save(paths.Last, done);
-                    interrupted = true;
-                    break;
+                    run.Log?.Flush();
+                    if (run.Parallel.IsMain) Save(run, run.Paths.Last);
+                    return true;
                 }
             }
-            trainWatch.Stop();
-            stepLoss?.Dispose();
-            return 0;
-        });
+            return false;
+        }
+        finally
+        {
+            run.TrainWatch.Stop();
+            step.Dispose();
+        }
+    }
 
-        if (interrupted) return new TrainOutcome(TrainStatus.Interrupted, done, paths, null);
+    /// <summary>The step's learning rate and loss-schedule progress, gradients zeroed; returns the learning rate.</summary>
+    static double BeginStep(TrainingRun run, long iteration, StepAccumulator step)
+    {
+        run.Tuner?.BeforeStep();
+        run.StepStart = Stopwatch.GetTimestamp();
+        var lr = LrSchedule.At(run.Config.Schedule, run.Config.Optimizer.Lr, iteration, run.Total);
+        foreach (var group in ((OptimizerHelper)run.Optimizer).ParamGroups) group.LearningRate = lr;
+        run.Criterion.Progress = (double)iteration / run.Total;
+        run.Optimizer.zero_grad();
+        step.Clear();
+        return lr;
+    }
 
-        // ---- final scores and report ----
-        lastEval ??= Evaluate();
-        if (!main)
+    /// <summary>
+    /// One micro-batch: forward and loss under autocast (the auxiliary head's loss added with its weight), then
+    /// backward (through the loss scaler in fp16). Gradients of k micro-batches are summed: each backward gets
+    /// loss / k, so that the step's gradient is that of the mean loss over its global batch (k = 1: the loss itself).
+    /// </summary>
+    static void ForwardBackward(TrainingRun run, SegmentationBatch batch, StepAccumulator step)
+    {
+        var (criterion, accumulate) = (run.Criterion, run.Config.Train.Accumulate);
+        Tensor loss;
+        IReadOnlyDictionary<string, double> termValues;
+        using (run.Precision.Autocast(run.Device))
+        {
+            if (run.Model is ISegmentationModel { HasAuxHead: true } auxModel)
+            {
+                var (output, auxOutput) = auxModel.ForwardWithAux(batch.Images);
+                loss = criterion.forward(output, batch.Labels);
+                termValues = criterion.LastValues;
+                loss = loss + run.Config.Model.AuxWeight * criterion.forward(auxOutput!, batch.Labels);
+            }
+            else
+            {
+                loss = criterion.forward(run.Model.forward(batch.Images), batch.Labels);
+                termValues = criterion.LastValues;
+            }
+        }
+        if (accumulate > 1) loss = loss / accumulate;
+        (run.Scaler?.Scale(loss) ?? loss).backward();
+        step.Add(loss, termValues, accumulate);
+        run.ImagesSeen += batch.Count * run.Parallel.WorldSize;
+    }
+
+    /// <summary>
+    /// The optimizer step on the summed gradients: the gradient hook (data-parallel all-reduce), clipping of the
+    /// true (unscaled) gradients, then the step (through the scaler in fp16, which skips a step with inf or NaN
+    /// gradients and backs its scale off), and the loss state's average over ranks.
+    /// </summary>
+    static void OptimizerStep(TrainingRun run)
+    {
+        run.Parallel.AverageGradients();
+        if (run.Config.Train.GradClip > 0)
+        {
+            run.Scaler?.Unscale(run.Optimizer);   // clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(run.Model.parameters(), run.Config.Train.GradClip);
+        }
+        if (run.Scaler is null) run.Optimizer.step();
+        else
+        {
+            run.Scaler.Step(run.Optimizer);
+            run.Scaler.Update();
+        }
+        run.Parallel.AverageLossState();
+    }
+
+    /// <summary>
+    /// The step's one wait for the device: the loss read once the whole step is queued, so that the device never
+    /// waits for the host to queue the backward pass; the values and Ctrl+C agreed by every rank. A diverged step
+    /// has updated the weights in memory, but the run stops here and no checkpoint is written from them.
+    /// </summary>
+    static StepResult EndStep(TrainingRun run, StepAccumulator step, CancellationToken stop)
+    {
+        var (lossValue, termValues) = step.Read(run.Config.Train.Accumulate);
+        var (agreedLoss, agreedTerms, stopNow) = run.Parallel.Agree(lossValue, termValues, stop.IsCancellationRequested);
+        if (!double.IsFinite(agreedLoss)) throw Diverged(run.Done, agreedTerms, agreedLoss);
+        return new StepResult(agreedLoss, agreedTerms, stopNow);
+    }
+
+    static void LogStep(TrainingRun run, StepResult result, double lr, IProgressSink progress)
+    {
+        var done = run.Done;
+        if (done % run.Config.Train.LogEvery == 0 || done == run.Total)
+        {
+            LabelChecks.ThrowIfAnyFailed();   // the losses' label checks, deferred on devices other than the CPU
+            run.Log?.Append(done, result.Loss, result.Terms, lr);
+            run.Board?.add_scalar("train/loss", (float)result.Loss, (int)done);
+            run.Board?.add_scalar("train/lr", (float)lr, (int)done);
+            foreach (var (term, value) in result.Terms) run.Board?.add_scalar($"train/{term}", (float)value, (int)done);
+        }
+        progress.Update(done, $"loss {result.Loss.ToString("F4", CultureInfo.InvariantCulture)} lr {lr.ToString("0.00e0", CultureInfo.InvariantCulture)}");
+    }
+
+    // ---- evaluate and save ----
+
+    /// <summary>Every <c>eval_every</c> steps and at the end: validation, <c>best.ckpt</c> on a new best; every
+    /// <c>checkpoint_every</c> steps and at the end: <c>last.ckpt</c>.</summary>
+    static void EvaluateAndSave(TrainingRun run, IProgressSink progress)
+    {
+        var (done, train) = (run.Done, run.Config.Train);
+        var main = run.Parallel.IsMain;
+        if ((train.EvalEvery > 0 && done % train.EvalEvery == 0) || done == run.Total)
+        {
+            run.TrainWatch.Stop();
+            var eval = Evaluate(run);
+            run.EvalTime += eval.Elapsed;
+            var m = eval.Metrics;
+            if (main) EvalLog.Append(run.Paths.EvalLog, done, m);
+            run.Board?.add_scalar("val/mIoU", (float)m.MeanIoU, (int)done);
+            run.Board?.add_scalar("val/image_mIoU", (float)m.MeanIoUPerImageGtOrPredicted, (int)done);
+            run.Board?.add_scalar("val/aAcc", (float)m.PixelAccuracy, (int)done);
+            var isBest = m.MeanIoU > run.BestMeanIoU;
+            if (isBest) (run.BestMeanIoU, run.BestIteration) = (m.MeanIoU, done);
+            progress.Message($"iteration {done}: val mIoU {m.MeanIoU:P2}, image mIoU {m.MeanIoUPerImageGtOrPredicted:P2}, aAcc {m.PixelAccuracy:P2}{(isBest ? " (best)" : "")}");
+            if (isBest && main) Save(run, run.Paths.Best);
+            run.TrainWatch.Start();
+        }
+        if ((done % train.CheckpointEvery == 0 || done == run.Total) && main)
+        {
+            run.Log!.Flush();
+            Save(run, run.Paths.Last);
+        }
+    }
+
+    static EvalResult Evaluate(TrainingRun run)
+    {
+        using (run.Precision.Autocast(run.Device))
+            run.LastEval = Evaluator.Evaluate(run.Model, run.ValLoader, run.Config.Eval, run.TrainSet.ClassNames, run.TrainSet.IgnoreIndex, group: run.Parallel.Group);
+        return run.LastEval;
+    }
+
+    static void Save(TrainingRun run, string path)
+    {
+        var state = new CheckpointState(run.Done, run.BestMeanIoU, run.BestIteration, run.Request.ConfigYaml, run.Request.Overrides,
+            run.TrainSet.ClassNames, run.TrainSet.Palette.Select(c => new[] { (int)c.R, c.G, c.B }).ToList(), CheckpointFile.CaptureRng(),
+            run.Precision.Name, run.Scaler?.State);
+        CheckpointFile.Save(path, state, run.Model, run.Optimizer, run.Criterion);
+        run.Folder!.CheckpointSaved(path);
+    }
+
+    // ---- final scores and report ----
+
+    static TrainOutcome Finish(TrainingRun run)
+    {
+        var (config, trainSet, valSet, total) = (run.Config, run.TrainSet, run.ValSet, run.Total);
+        var lastEval = run.LastEval ?? Evaluate(run);
+        if (!run.Parallel.IsMain)
         {
             lastEval.DisposeSamples();
-            return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
+            return new TrainOutcome(TrainStatus.Completed, total, run.Paths, lastEval.Metrics.MeanIoU);
         }
-        var run = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", device, tuner?.Threads ?? threads.Threads,
-            Path.GetFullPath(paths.Last), splitWarning is null ? [] : [splitWarning], precision.Name);
+        var info = RunInfo.From(config, $"{trainSet.Count} train / {valSet.Count} val images", run.Device, run.Tuner?.Threads ?? run.Threads.Threads,
+            Path.GetFullPath(run.Paths.Last), run.SplitWarning is null ? [] : [run.SplitWarning], run.Precision.Name);
         var skipped = SkippedSamples.Of(trainSet, valSet);
-        MetricsJson.Write(paths.Metrics, lastEval.Metrics, total, run, lastEval.NonFinitePixels, skipped);
-        var waited = trainLoader.Stats.WaitTime - waitBefore;
-        var timing = new RunTiming(stepsRun, imagesSeen, trainWatch.Elapsed, evalTime,
-            trainWatch.Elapsed > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainWatch.Elapsed.TotalSeconds : 0);
-        ReportWriter.Write(paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, valPipeline.Normalization, trainSet.IgnoreIndex, timing, run)
+        MetricsJson.Write(run.Paths.Metrics, lastEval.Metrics, total, info, lastEval.NonFinitePixels, skipped);
+        var waited = run.TrainLoader.Stats.WaitTime - run.WaitBefore;
+        var trainTime = run.TrainWatch.Elapsed;
+        var timing = new RunTiming(run.StepsRun, run.ImagesSeen, trainTime, run.EvalTime,
+            trainTime > TimeSpan.Zero ? 100.0 * waited.TotalSeconds / trainTime.TotalSeconds : 0);
+        ReportWriter.Write(run.Paths, new ReportData(config.Name, total, null, lastEval, trainSet.Palette, run.ValPipeline.Normalization, trainSet.IgnoreIndex, timing, info)
             { Skipped = skipped });
         if (skipped.Count > 0) Console.Error.WriteLine($"warning: {skipped.Count} bad sample(s) were skipped (data.on_bad_sample: skip); see the report");
         lastEval.DisposeSamples();
-        Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {bestMeanIoU:P2} at {bestIteration}); report: {Path.GetFullPath(paths.ReportHtml)}");
-        return new TrainOutcome(TrainStatus.Completed, total, paths, lastEval.Metrics.MeanIoU);
-    }
-
-    // stepLoss + loss as a new tensor outside the step's dispose scope, freeing the old sum.
-    static Tensor ReplaceSum(Tensor sum, Tensor loss)
-    {
-        var next = (sum + loss.detach()).DetachFromDisposeScope();
-        sum.Dispose();
-        return next;
+        Console.WriteLine($"done: val mIoU {lastEval.Metrics.MeanIoU:P2} (best {run.BestMeanIoU:P2} at {run.BestIteration}); report: {Path.GetFullPath(run.Paths.ReportHtml)}");
+        return new TrainOutcome(TrainStatus.Completed, total, run.Paths, lastEval.Metrics.MeanIoU);
     }
 
     static TrainingDivergedException Diverged(long iteration, IReadOnlyDictionary<string, double> terms, double total)

@@ -8,9 +8,11 @@ namespace Seg.Core.Losses.PixelLosses;
 /// logits: per pixel (1−ε)·w_y·(−log p_y) + (ε/C)·Σ_c w_c·(−log p_c), p = softmax(logits/T), averaged as
 /// PyTorch's <c>cross_entropy</c> does (sum over non-ignored pixels divided by the sum of their w_y, i.e. the plain
 /// mean without weights), computed by ATen's fused kernel. A batch without non-ignored pixels gives 0 (PyTorch gives NaN). Takes logits
-/// [B,C,H,W] with labels [B,H,W], or [N,C] with [N].
+/// [B,C,H,W] with labels [B,H,W], or [N,C] with [N]. (Named apart from TorchSharp's
+/// <c>TorchSharp.Modules.CrossEntropyLoss</c>, so that both namespaces can be imported; the former name
+/// <see cref="CrossEntropyLoss"/> stays for one release.)
 /// </summary>
-public sealed class CrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
+public class SoftmaxCrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
 {
     readonly double[]? classWeights;
     Tensor? weightTensor;
@@ -21,8 +23,8 @@ public sealed class CrossEntropyLoss : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="labelSmoothing">ε in [0,1].</param>
     /// <param name="temperature">T &gt; 0 dividing the logits.</param>
     /// <param name="name">Module name.</param>
-    public CrossEntropyLoss(IReadOnlyList<double>? classWeights = null, long? ignoreIndex = 255,
-                            double labelSmoothing = 0.0, double temperature = 1.0, string name = "cross_entropy") : base(name)
+    public SoftmaxCrossEntropyLoss(IReadOnlyList<double>? classWeights = null, long? ignoreIndex = 255,
+                                   double labelSmoothing = 0.0, double temperature = 1.0, string name = "cross_entropy") : base(name)
     {
         if (!(labelSmoothing >= 0 && labelSmoothing <= 1))
             throw new ArgumentOutOfRangeException(nameof(labelSmoothing), labelSmoothing, "label smoothing must lie in [0,1].");
