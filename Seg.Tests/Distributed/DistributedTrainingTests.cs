@@ -99,12 +99,16 @@ public class DistributedTrainingTests : IDisposable
         Assert.True(File.Exists(last), "no checkpoint appeared");
         var victims = MpiJob.RankProcesses(job.Id, 1);
         Assert.Single(victims);
+        var survivors = MpiJob.RankProcesses(job.Id, 0).Select(Process.GetProcessById).ToList();
+        Assert.Single(survivors);
         var killedAt = Stopwatch.StartNew();
         Process.GetProcessById(victims[0]).Kill();   // SIGKILL: no handler runs on that rank
         var ended = job.WaitForExit(TimeSpan.FromSeconds(60));
         if (!ended) job.Kill(entireProcessTree: true);
         Assert.True(ended, "the job outlived its killed rank by 60 s");
         Assert.NotEqual(0, job.ExitCode);
+        // mpirun may return before the rank it signalled has gone; that rank still holds run.lock until it exits.
+        Assert.True(survivors[0].WaitForExit(TimeSpan.FromSeconds(60)), "rank 0 outlived the job by 60 s");
         Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(60));
 
         var resumed = MpiJob.Run(2, Train(config, run, "--resume", "--set", "train.iterations=60", "--set", "train.eval_every=0"), dir, Limit);
