@@ -4,6 +4,7 @@ using System.Text.Json;
 using Seg.Core;
 using Seg.Core.Amp;
 using Seg.Core.Native;
+using Seg.Core.Optim;
 using Seg.Core.Losses;
 using Seg.Core.Losses.LovaszLosses;
 using Seg.Core.Losses.PixelLosses;
@@ -36,6 +37,7 @@ public static class TrainStepComparison
         {
             Console.WriteLine("train-step [--device cpu|cuda|auto] [--threads N] [--rounds N] [--steps N] [--warmup N] [--bins N]\n" +
                               "           [--precision fp32|bf16|fp16] [--size N (64)] [--batch N (8)] [--unet-depth N (3)] [--unet-width N (16)]\n" +
+                              "           [--optimizer flat|torchsharp (default flat: FlatAdamW, as the trainer)]\n" +
                               "           [--losses ce,ce_lovasz] [--python PATH (default /usr/bin/python3)] [--script PATH] [--no-pytorch]\n" +
                               "           [--pytorch-onednn same|on|off (default same: as Seg in this process)] [--json FILE]\n" +
                               "The default config's UNet step (forward, backward, AdamW) in Seg and in PyTorch (Seg.Bench/pytorch/train_step.py),\n" +
@@ -73,7 +75,7 @@ public static class TrainStepComparison
             if (o.PyTorch)
                 line += $", PyTorch {torchVersion} {Median(torchMs):F2} ms/step, Seg ÷ PyTorch {Median(ratios):F3} (rounds {ratios.Min():F3}–{ratios.Max():F3})";
             Console.WriteLine(line);
-            results.Add(new { loss, precision = o.Precision, size = o.Size, batch = o.Batch, unet_depth = o.Depth, unet_width = o.Width,
+            results.Add(new { loss, precision = o.Precision, optimizer = o.Optimizer, size = o.Size, batch = o.Batch, unet_depth = o.Depth, unet_width = o.Width,
                 device = device.ToString(), threads = get_num_threads(), seg_ms = Median(seg),
                 pytorch_ms = o.PyTorch ? Median(torchMs) : (double?)null, ratio = o.PyTorch ? Median(ratios) : (double?)null,
                 pytorch = torchVersion, rounds = o.Rounds, steps = o.Steps,
@@ -97,7 +99,9 @@ public static class TrainStepComparison
         manual_seed(0);
         var model = ModelFactory.Create("unet", Classes, new ModelOptions { UnetDepth = o.Depth, UnetBaseWidth = o.Width, UnetBilinear = true });
         model.to(device).train();
-        var optimizer = optim.AdamW(model.parameters(), 0.003, weight_decay: 1e-4);
+        using optim.Optimizer optimizer = o.Optimizer == "flat"
+            ? new FlatAdamW(model.parameters(), 0.003, weight_decay: 1e-4)
+            : optim.AdamW(model.parameters(), 0.003, weight_decay: 1e-4);
         var terms = new List<LossTerm> { new("cross_entropy", new SoftmaxCrossEntropyLoss(ignoreIndex: 255)) };
         if (loss == "ce_lovasz") terms.Add(new LossTerm("lovasz_softmax", new LovaszSoftmaxLoss(ignoreIndex: 255, bins: o.Bins)));
         var criterion = new CompositeLoss(terms);
@@ -185,7 +189,7 @@ public static class TrainStepComparison
     /// <summary>The step's settings (<c>train-step</c>'s options).</summary>
     internal sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
         string Python, string? Script, string[] Losses, string? Json, string PyTorchOneDnn = "same",
-        string Precision = "fp32", int Size = 64, int Batch = 8, int Depth = 3, int Width = 16)
+        string Precision = "fp32", int Size = 64, int Batch = 8, int Depth = 3, int Width = 16, string Optimizer = "flat")
     {
         /// <summary>The defaults: the default config's step on the CPU, <paramref name="steps"/> timed after <paramref name="warmup"/>.</summary>
         public static Options Default(int warmup, int steps) => Parse([]) with { Warmup = warmup, Steps = steps };
@@ -212,6 +216,7 @@ public static class TrainStepComparison
                     "--losses" => o with { Losses = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                     "--json" => o with { Json = Next() },
                     "--precision" => o with { Precision = Next() is var pr && pr is "fp32" or "bf16" or "fp16" ? pr : throw new ArgumentException($"train-step: --precision takes fp32, bf16 or fp16, got '{pr}'") },
+                    "--optimizer" => o with { Optimizer = Next() is var op && op is "flat" or "torchsharp" ? op : throw new ArgumentException($"train-step: --optimizer takes flat or torchsharp, got '{op}'") },
                     "--size" => o with { Size = Math.Max(1, Int()) },
                     "--batch" => o with { Batch = Math.Max(1, Int()) },
                     "--unet-depth" => o with { Depth = Math.Max(1, Int()) },

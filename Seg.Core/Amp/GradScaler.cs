@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Seg.Core.Optim;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -88,7 +89,13 @@ public sealed class GradScaler
         Tensor? allFinite = null;
         using (no_grad())
         {
-            foreach (var parameter in Parameters(optimizer))
+            if (optimizer is IFlatOptimizer { Flat: var flat })
+            {
+                flat.Reattach();
+                allFinite = flat.Gradients.isfinite().all();
+                flat.Gradients.mul_(inverse);
+            }
+            else foreach (var parameter in Parameters(optimizer))
             {
                 using var grad = parameter.grad;
                 if (grad is null) continue;

@@ -1,3 +1,4 @@
+using Seg.Core.Optim;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -19,6 +20,7 @@ public sealed class GradientReducer
 
     readonly ProcessGroup group;
     readonly List<Parameter[]> buckets = [];
+    readonly FlatParameters? flat;
 
     /// <summary>Buckets for the trainable parameters among <paramref name="parameters"/>, in their order.</summary>
     public GradientReducer(ProcessGroup group, IEnumerable<Parameter> parameters, long bucketBytes = DefaultBucketBytes)
@@ -43,14 +45,29 @@ public sealed class GradientReducer
         if (current.Count > 0) buckets.Add([.. current]);
     }
 
+    /// <summary>One bucket: the gradients of a flat optimizer (<see cref="IFlatOptimizer"/>), which already lie in
+    /// one buffer, all-reduced in place with no packing or copying back.</summary>
+    public GradientReducer(ProcessGroup group, FlatParameters flat)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(flat);
+        (this.group, this.flat) = (group, flat);
+    }
+
     /// <summary>Number of buckets (all-reduce calls per step).</summary>
-    public int BucketCount => buckets.Count;
+    public int BucketCount => flat is null ? buckets.Count : 1;
 
     /// <summary>Replaces every gradient by its mean over the ranks (a collective: every rank calls it once per step).</summary>
     public void AverageGradients()
     {
         if (group.Size == 1) return;
         using var scope = NewDisposeScope();
+        if (flat is not null)
+        {
+            flat.Reattach();
+            group.AllReduce(flat.Gradients);
+            flat.Gradients.div_(group.Size);
+        }
         foreach (var bucket in buckets)
         {
             var grads = bucket.Select(p => p.grad).ToArray();

@@ -1,4 +1,5 @@
 using Seg.Core.Amp;
+using Seg.Core.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,7 +16,7 @@ public class GradScalerTests
     {
         public readonly TorchSharp.Modules.Parameter P = new(tensor(new float[] { 1, 2 }));
         public readonly optim.Optimizer Optimizer;
-        public Case() => Optimizer = optim.SGD([P], learningRate: 1.0);
+        public Case(bool flat = false) => Optimizer = flat ? new FlatSGD([P], 1.0) : optim.SGD([P], learningRate: 1.0);
 
         public void Backward(GradScaler scaler, float g0, float g1)
         {
@@ -39,10 +40,12 @@ public class GradScalerTests
         Assert.Equal(new GradScalerState(65536f, 2f, 0.5f, 2000, 0), scaler.State);
     }
 
-    [Fact]
-    public void Scale_multiplies_and_step_divides_back()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Scale_multiplies_and_step_divides_back(bool flat)
     {
-        using var c = new Case();
+        using var c = new Case(flat);
         var scaler = new GradScaler();
         using (var loss = tensor(0.75f))
         using (var scaled = scaler.Scale(loss))
@@ -58,12 +61,14 @@ public class GradScalerTests
     }
 
     [Theory]
-    [InlineData(float.PositiveInfinity)]
-    [InlineData(float.NegativeInfinity)]
-    [InlineData(float.NaN)]
-    public void A_step_with_a_non_finite_gradient_is_skipped_and_the_scale_backs_off(float bad)
+    [InlineData(float.PositiveInfinity, false)]
+    [InlineData(float.NegativeInfinity, false)]
+    [InlineData(float.NaN, false)]
+    [InlineData(float.PositiveInfinity, true)]
+    [InlineData(float.NaN, true)]
+    public void A_step_with_a_non_finite_gradient_is_skipped_and_the_scale_backs_off(float bad, bool flat)
     {
-        using var c = new Case();
+        using var c = new Case(flat);
         var scaler = new GradScaler(initScale: 1024f, growthInterval: 3);
         c.Backward(scaler, 1f, 1f);
         Assert.True(scaler.Step(c.Optimizer));
@@ -77,15 +82,17 @@ public class GradScalerTests
         Assert.Equal(0, scaler.State.GrowthTracker);           // the clean-step count restarts
     }
 
-    [Fact]
-    public void Scale_follows_the_hand_worked_sequence()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Scale_follows_the_hand_worked_sequence(bool flat)
     {
         // growth ×2 every 3 clean steps, backoff ×0.5; 'x' marks a step with an inf gradient.
         //  step:     1    2    3    4    5    6    7    8    9    10
         //  grads:    ok   ok   ok   ok   x    ok   ok   ok   x    x
         //  scale:    8    8    16   16   8    8    8    16   8    4      (after each update)
         //  tracker:  1    2    0    1    0    1    2    0    0    0
-        using var c = new Case();
+        using var c = new Case(flat);
         var scaler = new GradScaler(initScale: 8f, growthFactor: 2f, backoffFactor: 0.5f, growthInterval: 3);
         var pattern = new[] { true, true, true, true, false, true, true, true, false, false };
         var scales = new List<float>();
@@ -119,15 +126,18 @@ public class GradScalerTests
         Assert.Equal(0, scaler.State.GrowthTracker);
     }
 
-    [Fact]
-    public void Unscale_before_clipping_is_not_repeated_by_step()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Unscale_before_clipping_is_not_repeated_by_step(bool flat)
     {
-        using var c = new Case();
+        using var c = new Case(flat);
         var scaler = new GradScaler(initScale: 4f);
         c.Backward(scaler, 3f, 4f);
         scaler.Unscale(c.Optimizer);
         Assert.Equal(new[] { 3f, 4f }, c.Grad);
-        nn.utils.clip_grad_norm_([c.P], 1.0);                 // norm 5 → gradient [0.6, 0.8]
+        if (c.Optimizer is IFlatOptimizer f) f.Flat.ClipGradNorm(1.0).Dispose();   // norm 5 → gradient [0.6, 0.8]
+        else nn.utils.clip_grad_norm_([c.P], 1.0);
         Assert.True(scaler.Step(c.Optimizer));
         var g = c.Grad;
         Assert.Equal(0.6f, g[0], 5);

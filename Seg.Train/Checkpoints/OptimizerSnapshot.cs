@@ -65,7 +65,7 @@ internal static class OptimizerSnapshot
                     break;
             }
         }
-        return (new OptimizerMeta(helper.GetType().Name, metas, steps), tensors);
+        return (new OptimizerMeta(TypeName(helper), metas, steps), tensors);
 
         void Add(int i, string field, Tensor? t)
         {
@@ -81,7 +81,7 @@ internal static class OptimizerSnapshot
     public static void Check(OptimizerMeta meta, IReadOnlyList<TensorRecord> tensors, optim.Optimizer optimizer, Func<string, Exception> bad)
     {
         var (helper, groups) = Live(optimizer);
-        var type = helper.GetType().Name;
+        var type = TypeName(helper);
         if (meta.Type != type) throw bad($"it holds {meta.Type} optimizer state; this run's optimizer is {type}");
         if (meta.ParamGroups.Count != groups.Count)
             throw bad($"its optimizer state has {meta.ParamGroups.Count} parameter group(s); this optimizer has {groups.Count}");
@@ -180,6 +180,10 @@ internal static class OptimizerSnapshot
         SGD or TorchSharp.Modules.AdamW => ((OptimizerHelper)optimizer, optimizer.ParamGroups.Cast<ParamGroup>().ToList()),
         _ => throw new NotSupportedException($"checkpoints hold the state of SGD and AdamW, not of {optimizer.GetType().Name}"),
     };
+
+    // Seg's flat optimizers are an SGD and an AdamW with other step code: their state is stored as those types',
+    // so that a checkpoint resumes with either.
+    static string TypeName(OptimizerHelper helper) => helper is TorchSharp.Modules.AdamW ? AdamW : Sgd;
 
     static string? HyperProblem(ParamGroupMeta m, string type)
     {

@@ -311,6 +311,7 @@ public static class ConfigLoader
             WeightDecay = s.Double("weight_decay", 0.0005, 0.0),
             Nesterov = s.Bool("nesterov", false),
             Betas = s.DoubleList("betas", 2, 0.0, 1.0) ?? [0.9, 0.999],
+            Flat = s.Bool("flat", true),
         };
         s.RejectUnknownKeys();
         return o;

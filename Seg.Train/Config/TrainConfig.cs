@@ -175,6 +175,9 @@ public sealed record OptimizerConfig
     public bool Nesterov { get; init; }
     /// <summary>AdamW betas.</summary>
     public IReadOnlyList<double> Betas { get; init; } = [0.9, 0.999];
+    /// <summary>Update all parameters through one flat buffer (<see cref="Seg.Core.Optim.FlatSGD"/>,
+    /// <see cref="Seg.Core.Optim.FlatAdamW"/>) rather than TorchSharp's loop over parameter tensors.</summary>
+    public bool Flat { get; init; } = true;
 }
 
 /// <summary><c>schedule:</c> the learning rate as a function of the global iteration (no scheduler state).</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Seg.Core;
 using Seg.Core.Distributed;
+using Seg.Core.Optim;
 using Seg.Data;
 using Seg.Train.Config;
 using Seg.Train.Training;
@@ -93,11 +94,13 @@ public sealed class DataParallel
 
     /// <summary>After the weights are final for the start (fresh, pretrained or resumed): rank 0's parameters and
     /// buffers (model and loss) go to every rank, and the gradient buckets are laid out.</summary>
-    public void Synchronize(nn.Module model, nn.Module lossState)
+    public void Synchronize(nn.Module model, nn.Module lossState, optim.Optimizer optimizer)
     {
         GradientReducer.BroadcastState(Group, model);
         GradientReducer.BroadcastState(Group, lossState);
-        reducer = Group.Size > 1 ? new GradientReducer(Group, model.parameters()) : null;
+        reducer = Group.Size <= 1 ? null
+            : optimizer is IFlatOptimizer { Flat: var flat } ? new GradientReducer(Group, flat)
+            : new GradientReducer(Group, model.parameters());
         lossBuffers = Group.Size > 1 ? [.. lossState.buffers().Where(b => b.is_floating_point())] : [];
     }
 

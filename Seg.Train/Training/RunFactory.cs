@@ -1,5 +1,6 @@
 using Seg.Core;
 using Seg.Core.Losses;
+using Seg.Core.Optim;
 using Seg.Data;
 using Seg.Models;
 using Seg.Train.Config;
@@ -151,11 +152,19 @@ public static class RunFactory
         return new CompositeLoss(built);
     }
 
-    /// <summary>SGD (with momentum, optional Nesterov) or AdamW over <paramref name="parameters"/>.</summary>
-    public static optim.Optimizer CreateOptimizer(OptimizerConfig o, IEnumerable<TorchSharp.Modules.Parameter> parameters) => o.Type switch
+    /// <summary>SGD (with momentum, optional Nesterov) or AdamW over <paramref name="parameters"/>: over one flat
+    /// buffer when <c>optimizer.flat</c> is on and the parameters allow it (one dtype, one device).</summary>
+    public static optim.Optimizer CreateOptimizer(OptimizerConfig o, IEnumerable<TorchSharp.Modules.Parameter> parameters)
     {
-        "sgd" => optim.SGD(parameters, o.Lr, momentum: o.Momentum, weight_decay: o.WeightDecay, nesterov: o.Nesterov),
-        "adamw" => optim.AdamW(parameters, o.Lr, beta1: o.Betas[0], beta2: o.Betas[1], weight_decay: o.WeightDecay),
-        _ => throw new ArgumentException($"unknown optimizer '{o.Type}'"),
-    };
+        var list = parameters.ToList();
+        var flat = o.Flat && FlatParameters.Problem(list) is null;
+        return o.Type switch
+        {
+            "sgd" when flat => new FlatSGD(list, o.Lr, momentum: o.Momentum, weight_decay: o.WeightDecay, nesterov: o.Nesterov),
+            "sgd" => optim.SGD(list, o.Lr, momentum: o.Momentum, weight_decay: o.WeightDecay, nesterov: o.Nesterov),
+            "adamw" when flat => new FlatAdamW(list, o.Lr, beta1: o.Betas[0], beta2: o.Betas[1], weight_decay: o.WeightDecay),
+            "adamw" => optim.AdamW(list, o.Lr, beta1: o.Betas[0], beta2: o.Betas[1], weight_decay: o.WeightDecay),
+            _ => throw new ArgumentException($"unknown optimizer '{o.Type}'"),
+        };
+    }
 }

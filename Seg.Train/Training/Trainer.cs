@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Seg.Core.Losses;
 using Seg.Core.Native;
+using Seg.Core.Optim;
 using Seg.Data;
 using Seg.Data.Datasets;
 using Seg.Models;
@@ -92,7 +93,7 @@ public static class Trainer
             run.Folder = dp.IsMain ? RunFolder.Open(paths, request.Start, Console.WriteLine) : null;
             if (request.Start == RunStart.Resume) Resume(run);
             else if (config.Model.Pretrained is not null) Console.WriteLine($"pretrained: {RunFactory.LoadPretrained(model, config.Model)}");
-            dp.Synchronize(model, criterion);   // every rank starts from rank 0's weights
+            dp.Synchronize(model, criterion, optimizer);   // every rank starts from rank 0's weights
 
             run.TrainLoader = new SegmentationLoader(trainSet, trainPipeline,
                 dp.ShardTraining(new LoaderOptions { BatchSize = config.Data.BatchSize, Workers = config.Data.Workers, Seed = config.Train.Seed, Shuffle = true, DropLast = true }, config.Train.Accumulate), device);
@@ -242,7 +243,8 @@ public static class Trainer
         if (run.Config.Train.GradClip > 0)
         {
             run.Scaler?.Unscale(run.Optimizer);   // clip the true gradients, not the scaled ones
-            nn.utils.clip_grad_norm_(run.Model.parameters(), run.Config.Train.GradClip);
+            if (run.Optimizer is IFlatOptimizer flat) flat.Flat.ClipGradNorm(run.Config.Train.GradClip).Dispose();
+            else nn.utils.clip_grad_norm_(run.Model.parameters(), run.Config.Train.GradClip);
         }
         if (run.Scaler is null) run.Optimizer.step();
         else
