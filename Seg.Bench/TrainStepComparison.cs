@@ -37,11 +37,12 @@ public static class TrainStepComparison
         {
             Console.WriteLine("train-step [--device cpu|cuda|auto] [--threads N] [--rounds N] [--steps N] [--warmup N] [--bins N]\n" +
                               "           [--precision fp32|bf16|fp16] [--size N (64)] [--batch N (8)] [--unet-depth N (3)] [--unet-width N (16)]\n" +
-                              "           [--optimizer flat|torchsharp (default flat: FlatAdamW, as the trainer)]\n" +
+                              "           [--optimizer flat|torchsharp (default flat: FlatAdamW, as the trainer)] [--parts]\n" +
                               "           [--losses ce,ce_lovasz] [--python PATH (default /usr/bin/python3)] [--script PATH] [--no-pytorch]\n" +
                               "           [--pytorch-onednn same|on|off (default same: as Seg in this process)] [--json FILE]\n" +
                               "The default config's UNet step (forward, backward, AdamW) in Seg and in PyTorch (Seg.Bench/pytorch/train_step.py),\n" +
-                              "rounds alternated; prints medians and Seg ÷ PyTorch.");
+                              "rounds alternated; prints medians and Seg ÷ PyTorch. --parts also times forward, forward + loss,\n" +
+                              "forward + loss + backward and the optimizer alone, to show where a step's time goes.");
             return 0;
         }
         var o = Options.Parse(args);
@@ -53,8 +54,9 @@ public static class TrainStepComparison
                           $"{get_num_threads()} threads; {o.Rounds} rounds of {o.Steps} steps (+{o.Warmup} warm-up); PyTorch: {(o.PyTorch ? $"{o.Python} {script}" : "off")}; " +
                           $"oneDNN convolutions: Seg {(SegRuntime.OneDnnConvolutions ? "on" : "off")}, PyTorch {(PyTorchUsesOneDnn(o) ? "on" : "off")}");
         var results = new List<object>();
-        foreach (var loss in o.Losses)
+        foreach (var (loss, part) in o.Losses.SelectMany(l => (o.Parts ? Parts : ["step"]).Select(p => (l, p))))
         {
+            var name = part == "step" ? loss : $"{loss} {part}";
             var seg = new List<double>();
             var torchMs = new List<double>();
             var ratios = new List<double>();
@@ -62,20 +64,20 @@ public static class TrainStepComparison
             for (int r = 0; r < o.Rounds; r++)
             {
                 double s = 0, p = 0;
-                void RunSeg() => s = Median(SegSteps(loss, device, o));
-                void RunTorch() { var (ms, v) = TorchSteps(loss, o, script); p = Median(ms); torchVersion = v; }
+                void RunSeg() => s = Median(SegSteps(loss, device, o, part: part));
+                void RunTorch() { var (ms, v) = TorchSteps(loss, o, script, part); p = Median(ms); torchVersion = v; }
                 if (!o.PyTorch) RunSeg();
                 else if (r % 2 == 0) { RunSeg(); RunTorch(); }
                 else { RunTorch(); RunSeg(); }
                 seg.Add(s);
                 if (o.PyTorch) { torchMs.Add(p); ratios.Add(s / p); }
-                Console.WriteLine($"  {loss} round {r + 1}: Seg {s:F2} ms" + (o.PyTorch ? $", PyTorch {p:F2} ms, ratio {s / p:F3}" : ""));
+                Console.WriteLine($"  {name} round {r + 1}: Seg {s:F2} ms" + (o.PyTorch ? $", PyTorch {p:F2} ms, ratio {s / p:F3}" : ""));
             }
-            var line = $"{loss}: Seg {Median(seg):F2} ms/step";
+            var line = $"{name}: Seg {Median(seg):F2} ms/step";
             if (o.PyTorch)
                 line += $", PyTorch {torchVersion} {Median(torchMs):F2} ms/step, Seg ÷ PyTorch {Median(ratios):F3} (rounds {ratios.Min():F3}–{ratios.Max():F3})";
             Console.WriteLine(line);
-            results.Add(new { loss, precision = o.Precision, optimizer = o.Optimizer, size = o.Size, batch = o.Batch, unet_depth = o.Depth, unet_width = o.Width,
+            results.Add(new { loss, part, precision = o.Precision, optimizer = o.Optimizer, size = o.Size, batch = o.Batch, unet_depth = o.Depth, unet_width = o.Width,
                 device = device.ToString(), threads = get_num_threads(), seg_ms = Median(seg),
                 pytorch_ms = o.PyTorch ? Median(torchMs) : (double?)null, ratio = o.PyTorch ? Median(ratios) : (double?)null,
                 pytorch = torchVersion, rounds = o.Rounds, steps = o.Steps,
@@ -89,11 +91,15 @@ public static class TrainStepComparison
         return 0;
     }
 
+    /// <summary>The parts <c>--parts</c> times, each on its own: the forward pass; forward and loss; those and
+    /// <c>zero_grad</c> + backward; the whole step; the optimizer alone (<c>zero_grad</c> + <c>step</c>).</summary>
+    internal static readonly string[] Parts = ["forward", "loss", "backward", "step", "optimizer"];
+
     /// <summary>Per-step milliseconds of Seg's step (<paramref name="loss"/>: <c>ce</c> or <c>ce_lovasz</c>) as
     /// <paramref name="o"/> sets it up: a fresh model and optimizer each block, as PyTorch's side.
     /// <see cref="ThreadChoiceBench"/> times the same step, with <paramref name="tuner"/> settling the thread count
-    /// as the trainer does.</summary>
-    internal static List<double> SegSteps(string loss, Device device, Options o, ThreadTuner? tuner = null)
+    /// as the trainer does; <paramref name="part"/> times only part of it (<see cref="Parts"/>).</summary>
+    internal static List<double> SegSteps(string loss, Device device, Options o, ThreadTuner? tuner = null, string part = "step")
     {
         using var outer = NewDisposeScope();
         manual_seed(0);
@@ -112,6 +118,8 @@ public static class TrainStepComparison
         ScalarType? autocast = o.Precision switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, _ => null };
         var scaler = o.Precision == "fp16" ? new GradScaler() : null;
         var times = new List<double>();
+        if (part == "optimizer")   // gradients to update (TorchSharp's optimizers skip parameters without one)
+            using (NewDisposeScope()) criterion.forward(model.forward(images), labels).backward();
         for (int i = 0; i < o.Warmup + o.Steps; i++)
         {
             Synchronize(device);
@@ -119,20 +127,30 @@ public static class TrainStepComparison
             var watch = Stopwatch.StartNew();
             using (NewDisposeScope())
             {
-                Tensor value;
-                using (autocast is { } dtype ? Autocast.Enable(device.type, dtype) : null)
-                    value = criterion.forward(model.forward(images), labels);
-                optimizer.zero_grad();
-                if (scaler is null)
+                if (part == "optimizer")
                 {
-                    value.backward();
+                    optimizer.zero_grad();
                     optimizer.step();
                 }
                 else
                 {
-                    scaler.Scale(value).backward();
-                    scaler.Step(optimizer);
-                    scaler.Update();
+                    Tensor value;
+                    using (autocast is { } dtype ? Autocast.Enable(device.type, dtype) : null)
+                    {
+                        var logits = model.forward(images);
+                        value = part == "forward" ? logits : criterion.forward(logits, labels);
+                    }
+                    if (part is "backward" or "step")
+                    {
+                        optimizer.zero_grad();
+                        (scaler?.Scale(value) ?? value).backward();
+                    }
+                    if (part == "step" && scaler is null) optimizer.step();
+                    else if (part == "step")
+                    {
+                        scaler!.Step(optimizer);
+                        scaler.Update();
+                    }
                 }
             }
             Synchronize(device);
@@ -147,7 +165,7 @@ public static class TrainStepComparison
         if (device.type == DeviceType.CUDA) cuda.synchronize(device);
     }
 
-    static (List<double> Ms, string Version) TorchSteps(string loss, Options o, string script)
+    static (List<double> Ms, string Version) TorchSteps(string loss, Options o, string script, string part)
     {
         var psi = new ProcessStartInfo(o.Python)
         {
@@ -156,7 +174,7 @@ public static class TrainStepComparison
         foreach (var a in new[] { script, "--loss", loss, "--device", o.Device == "auto" ? (cuda.is_available() ? "cuda" : "cpu") : o.Device,
                      "--steps", $"{o.Steps}", "--warmup", $"{o.Warmup}", "--threads", $"{get_num_threads()}",
                      "--mkldnn", PyTorchUsesOneDnn(o) ? "on" : "off", "--precision", o.Precision, "--size", $"{o.Size}", "--batch", $"{o.Batch}",
-                     "--depth", $"{o.Depth}", "--width", $"{o.Width}" })
+                     "--depth", $"{o.Depth}", "--width", $"{o.Width}", "--part", part })
             psi.ArgumentList.Add(a);
         // The same heap settings as this process, so that neither side pays page faults the other does not.
         if (HeapTuning.Applied)
@@ -189,7 +207,7 @@ public static class TrainStepComparison
     /// <summary>The step's settings (<c>train-step</c>'s options).</summary>
     internal sealed record Options(string Device, int Threads, int Rounds, int Steps, int Warmup, int Bins, bool PyTorch,
         string Python, string? Script, string[] Losses, string? Json, string PyTorchOneDnn = "same",
-        string Precision = "fp32", int Size = 64, int Batch = 8, int Depth = 3, int Width = 16, string Optimizer = "flat")
+        string Precision = "fp32", int Size = 64, int Batch = 8, int Depth = 3, int Width = 16, string Optimizer = "flat", bool Parts = false)
     {
         /// <summary>The defaults: the default config's step on the CPU, <paramref name="steps"/> timed after <paramref name="warmup"/>.</summary>
         public static Options Default(int warmup, int steps) => Parse([]) with { Warmup = warmup, Steps = steps };
@@ -211,6 +229,7 @@ public static class TrainStepComparison
                     "--warmup" => o with { Warmup = Int() },
                     "--bins" => o with { Bins = Int() },
                     "--no-pytorch" => o with { PyTorch = false },
+                    "--parts" => o with { Parts = true },
                     "--python" => o with { Python = Next() },
                     "--script" => o with { Script = Next() },
                     "--losses" => o with { Losses = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },

@@ -102,6 +102,9 @@ def main():
                     help="bf16/fp16: forward and loss under torch.autocast, fp16 with a GradScaler (CUDA)")
     ap.add_argument("--mkldnn", choices=["on", "off"], default="on",
                     help="off: ATen's own convolutions, as Seg uses on CPUs where oneDNN is switched off")
+    ap.add_argument("--part", choices=["forward", "loss", "backward", "step", "optimizer"], default="step",
+                    help="time only part of the step: forward; forward + loss; those + zero_grad + backward; the whole "
+                         "step; the optimizer alone (zero_grad + step)")
     a = ap.parse_args()
     torch.backends.mkldnn.enabled = a.mkldnn == "on"
     try:  # not every build has NNPACK (Debian's 1.13 has no torch.backends.nnpack)
@@ -124,27 +127,35 @@ def main():
     labels[torch.rand(a.batch, a.size, a.size, device=dev) < 0.05] = 255
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
+    if a.part == "optimizer":  # gradients to update, as Seg's side
+        F.cross_entropy(model(images), labels, ignore_index=255).backward()
     for i in range(a.warmup + a.steps):
         sync()
         t0 = time.perf_counter()
-        with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels, ignore_index=255)
-            if a.loss == "ce_lovasz":  # in float32, as Seg's losses
-                loss = loss + lovasz_softmax_official(logits.float().softmax(1), labels)
-        opt.zero_grad(set_to_none=False)
-        if scaler is None:
-            loss.backward()
+        if a.part == "optimizer":
+            opt.zero_grad(set_to_none=False)
             opt.step()
         else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                logits = model(images)
+                if a.part != "forward":
+                    loss = F.cross_entropy(logits, labels, ignore_index=255)
+                    if a.loss == "ce_lovasz":  # in float32, as Seg's losses
+                        loss = loss + lovasz_softmax_official(logits.float().softmax(1), labels)
+            if a.part in ("backward", "step"):
+                opt.zero_grad(set_to_none=False)
+                (loss if scaler is None else scaler.scale(loss)).backward()
+            if a.part == "step":
+                if scaler is None:
+                    opt.step()
+                else:
+                    scaler.step(opt)
+                    scaler.update()
         sync()
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1000)
     print(json.dumps({"loss": a.loss, "device": a.device, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "mkldnn": a.mkldnn, "precision": a.precision, "steps_ms": times}))
+                      "torch": torch.__version__, "mkldnn": a.mkldnn, "precision": a.precision, "part": a.part, "steps_ms": times}))
 
 
 if __name__ == "__main__":

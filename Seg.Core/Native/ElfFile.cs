@@ -7,11 +7,12 @@ namespace Seg.Core.Native;
 /// <summary>
 /// Reads the dynamic-linking tables of a 64-bit little-endian ELF shared object without loading the whole file
 /// (OpenCV's native library is over 100 MB): section headers, <c>DT_NEEDED</c> entries, version needs and the
-/// dynamic symbols. Only what Seg's native patches need.
+/// dynamic symbols, and the version definitions. Only what Seg's native patches need
+/// (<see cref="HeadlessOpenCv"/>, <see cref="GlibcxxCompat"/>).
 /// </summary>
 internal sealed class ElfFile : IDisposable
 {
-    internal const uint ShtDynamic = 6, ShtDynSym = 11, ShtGnuVerneed = 0x6ffffffe, ShtGnuVersym = 0x6fffffff;
+    internal const uint ShtDynamic = 6, ShtDynSym = 11, ShtGnuVerdef = 0x6ffffffd, ShtGnuVerneed = 0x6ffffffe, ShtGnuVersym = 0x6fffffff;
     internal const long DtNull = 0, DtNeeded = 1;
     internal const int DynamicEntrySize = 16, SymbolSize = 24;
 

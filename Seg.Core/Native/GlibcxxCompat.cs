@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 
 namespace Seg.Core.Native;
 
@@ -24,12 +23,11 @@ internal static class GlibcxxCompat
     /// <summary>The version the shim needs and Debian 12 lacks.</summary>
     public const string RequiredVersion = "GLIBCXX_3.4.32";
 
-    const uint ShtGnuVerdef = 0x6ffffffd, ShtGnuVerneed = 0x6ffffffe;
     const ushort VerFlgWeak = 0x2;
 
     static readonly Lazy<string?> HostLibStdCxxPath = new(FindHostLibStdCxx);
     static readonly Lazy<bool> HostHasVersion = new(() =>
-        HostLibStdCxxPath.Value is { } p && DefinesVersion(File.ReadAllBytes(p), RequiredVersion));
+        HostLibStdCxxPath.Value is { } p && DefinesVersion(p, RequiredVersion));
 
     /// <summary>Path of the libstdc++ this process uses (null when none is found, e.g. not Linux).</summary>
     public static string? HostLibraryPath => HostLibStdCxxPath.Value;
@@ -56,12 +54,11 @@ internal static class GlibcxxCompat
     /// </summary>
     public static bool PatchFile(string path)
     {
+        if (FindVersionNeedFlags(path) is not { } offset) return false;
         var bytes = File.ReadAllBytes(path);
-        var offset = FindVersionNeedFlags(bytes, LibStdCxx, RequiredVersion, path);
-        if (offset is null) return false;
-        var flags = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(offset.Value));
+        var flags = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(checked((int)offset)));
         if ((flags & VerFlgWeak) != 0) return false;
-        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(offset.Value), (ushort)(flags | VerFlgWeak));
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(checked((int)offset)), (ushort)(flags | VerFlgWeak));
         var temp = path + ".seg-patch-" + Environment.ProcessId;
         File.WriteAllBytes(temp, bytes);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(temp, File.GetUnixFileMode(path));
@@ -72,68 +69,53 @@ internal static class GlibcxxCompat
     /// <summary>True when <paramref name="path"/> still has a strong (non-weak) need for the version.</summary>
     public static bool HasStrongNeed(string path)
     {
-        var bytes = File.ReadAllBytes(path);
-        var offset = FindVersionNeedFlags(bytes, LibStdCxx, RequiredVersion, path);
-        return offset is not null && (BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(offset.Value)) & VerFlgWeak) == 0;
+        if (FindVersionNeedFlags(path) is not { } offset) return false;
+        using var handle = File.OpenHandle(path);
+        var flags = new byte[2];
+        RandomAccess.Read(handle, flags, offset);
+        return (BinaryPrimitives.ReadUInt16LittleEndian(flags) & VerFlgWeak) == 0;
     }
 
-    // Returns the file offset of vna_flags of the Vernaux entry (file, version), or null when absent.
-    static int? FindVersionNeedFlags(byte[] elf, string file, string version, string pathForErrors)
+    // The file offset of vna_flags in the Vernaux entry (libstdc++, RequiredVersion) of .gnu.version_r, or null.
+    static long? FindVersionNeedFlags(string path)
     {
-        var elfFile = ElfSections.Parse(elf, pathForErrors);
-        var need = elfFile.Find(ShtGnuVerneed);
-        if (need is null) return null;
-        var strtab = elfFile.Sections[need.Value.Link];
-        int entry = (int)need.Value.Offset;
-        for (int i = 0; i < need.Value.Info; i++)
+        using var elf = ElfFile.Open(path);
+        if (elf.Find(ElfFile.ShtGnuVerneed) is not { } need) return null;
+        var (table, strtab) = (elf.Read(need), elf.Read(elf.Sections[need.Link]));
+        for (int entry = 0; entry + 16 <= table.Length;)
         {
-            var s = elf.AsSpan(entry);
+            var s = table.AsSpan(entry);
             ushort count = BinaryPrimitives.ReadUInt16LittleEndian(s[2..]);
-            uint fileName = BinaryPrimitives.ReadUInt32LittleEndian(s[4..]);
-            uint aux = BinaryPrimitives.ReadUInt32LittleEndian(s[8..]);
-            uint next = BinaryPrimitives.ReadUInt32LittleEndian(s[12..]);
-            if (ReadString(elf, strtab.Offset + fileName) == file)
-            {
-                int a = entry + (int)aux;
-                for (int j = 0; j < count; j++)
+            if (ElfFile.ReadString(strtab, BinaryPrimitives.ReadUInt32LittleEndian(s[4..])) == LibStdCxx)
+                for (int a = entry + (int)BinaryPrimitives.ReadUInt32LittleEndian(s[8..]), j = 0; j < count && a + 16 <= table.Length; j++)
                 {
-                    var sa = elf.AsSpan(a);
-                    uint name = BinaryPrimitives.ReadUInt32LittleEndian(sa[8..]);
-                    if (ReadString(elf, strtab.Offset + name) == version) return a + 4;
-                    a += (int)BinaryPrimitives.ReadUInt32LittleEndian(sa[12..]);
+                    var aux = table.AsSpan(a);
+                    if (ElfFile.ReadString(strtab, BinaryPrimitives.ReadUInt32LittleEndian(aux[8..])) == RequiredVersion) return need.Offset + a + 4;
+                    a += (int)BinaryPrimitives.ReadUInt32LittleEndian(aux[12..]);
                 }
-            }
+            uint next = BinaryPrimitives.ReadUInt32LittleEndian(s[12..]);
             if (next == 0) break;
             entry += (int)next;
         }
         return null;
     }
 
-    /// <summary>True when an ELF shared object defines the symbol version (its <c>.gnu.version_d</c>).</summary>
-    internal static bool DefinesVersion(byte[] elf, string version)
+    // Whether an ELF shared object defines the symbol version (an entry of its .gnu.version_d).
+    static bool DefinesVersion(string path, string version)
     {
-        var elfFile = ElfSections.Parse(elf, "libstdc++");
-        var def = elfFile.Find(ShtGnuVerdef);
-        if (def is null) return false;
-        var strtab = elfFile.Sections[def.Value.Link];
-        int entry = (int)def.Value.Offset;
-        for (int i = 0; i < def.Value.Info; i++)
+        using var elf = ElfFile.Open(path);
+        if (elf.Find(ElfFile.ShtGnuVerdef) is not { } def) return false;
+        var (table, strtab) = (elf.Read(def), elf.Read(elf.Sections[def.Link]));
+        for (int entry = 0; entry + 20 <= table.Length;)
         {
-            var s = elf.AsSpan(entry);
+            var s = table.AsSpan(entry);
             uint aux = BinaryPrimitives.ReadUInt32LittleEndian(s[12..]);
+            if (ElfFile.ReadString(strtab, BinaryPrimitives.ReadUInt32LittleEndian(table.AsSpan(entry + (int)aux))) == version) return true;
             uint next = BinaryPrimitives.ReadUInt32LittleEndian(s[16..]);
-            uint name = BinaryPrimitives.ReadUInt32LittleEndian(elf.AsSpan(entry + (int)aux));
-            if (ReadString(elf, strtab.Offset + name) == version) return true;
             if (next == 0) break;
             entry += (int)next;
         }
         return false;
-    }
-
-    static string ReadString(byte[] elf, ulong offset)
-    {
-        int start = checked((int)offset), end = Array.IndexOf(elf, (byte)0, start);
-        return Encoding.ASCII.GetString(elf, start, end - start);
     }
 
     // The libstdc++ the dynamic loader gives this process: the .NET host itself maps it, so /proc/self/maps
@@ -148,37 +130,5 @@ internal static class GlibcxxCompat
             if (File.Exists(p)) return p;
         }
         return null;
-    }
-
-    readonly record struct Section(uint Type, ulong Offset, ulong Size, int Link, uint Info);
-
-    sealed class ElfSections
-    {
-        public required Section[] Sections { get; init; }
-        public Section? Find(uint type) => Sections.Where(s => s.Type == type).Select(s => (Section?)s).FirstOrDefault();
-
-        public static ElfSections Parse(byte[] elf, string path)
-        {
-            if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[2] != (byte)'L' || elf[3] != (byte)'F')
-                throw new InvalidDataException($"'{path}' is not an ELF file.");
-            if (elf[4] != 2 || elf[5] != 1)
-                throw new InvalidDataException($"'{path}' is not a 64-bit little-endian ELF file.");
-            var h = elf.AsSpan();
-            ulong shoff = BinaryPrimitives.ReadUInt64LittleEndian(h[0x28..]);
-            ushort shentsize = BinaryPrimitives.ReadUInt16LittleEndian(h[0x3A..]);
-            ushort shnum = BinaryPrimitives.ReadUInt16LittleEndian(h[0x3C..]);
-            var sections = new Section[shnum];
-            for (int i = 0; i < shnum; i++)
-            {
-                var s = h[checked((int)shoff + i * shentsize)..];
-                sections[i] = new Section(
-                    Type: BinaryPrimitives.ReadUInt32LittleEndian(s[4..]),
-                    Offset: BinaryPrimitives.ReadUInt64LittleEndian(s[0x18..]),
-                    Size: BinaryPrimitives.ReadUInt64LittleEndian(s[0x20..]),
-                    Link: (int)BinaryPrimitives.ReadUInt32LittleEndian(s[0x28..]),
-                    Info: BinaryPrimitives.ReadUInt32LittleEndian(s[0x2C..]));
-            }
-            return new ElfSections { Sections = sections };
-        }
     }
 }

@@ -103,6 +103,8 @@ public sealed class FlatAdamW : AdamW, IFlatOptimizer
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
+        // Refused parameters throw before the base constructor runs; the finalizer must not touch its state then.
+        if (Flat is null) return;
         // The base disposes the state's tensors, which are the views; the buffers and the parameters' views go here.
         base.Dispose(disposing);
         if (!disposing) return;

@@ -95,6 +95,8 @@ public sealed class FlatSGD : SGD, IFlatOptimizer
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
+        // Refused parameters throw before the base constructor runs; the finalizer must not touch its state then.
+        if (Flat is null) return;
         // The base disposes the momentum views it holds; the buffers and the parameters' views go here.
         base.Dispose(disposing);
         if (!disposing) return;

@@ -16,11 +16,15 @@ public class FlatOptimizerTests
     // BatchNorm affine parameters (and running statistics, which are buffers), a linear layer.
     static Sequential Net()
     {
-        manual_seed(7);
-        return nn.Sequential(
+        var net = nn.Sequential(
             nn.Conv2d(3, 8, 3, padding: 1), nn.BatchNorm2d(8), nn.ReLU(),
             nn.Conv2d(8, 8, 3, padding: 1, bias: false), nn.BatchNorm2d(8), nn.ReLU(),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5));
+        // Weights from a private generator: tests running beside this one draw from the global one.
+        var generator = new Generator(7);
+        using (no_grad())
+            foreach (var p in net.parameters()) p.copy_(randn(p.shape, generator: generator) * 0.3 + (p.dim() == 1 ? 1 : 0));
+        return net;
     }
 
     static float[] Train(Func<IEnumerable<Parameter>, optim.Optimizer> create, int steps, double clip = 0)
@@ -155,5 +159,9 @@ public class FlatOptimizerTests
         Assert.Equal("there are no parameters", FlatParameters.Problem([]));
         var e = Assert.Throws<ArgumentException>(() => new FlatSGD([a, b], 0.1));
         Assert.Contains("cannot flatten", e.Message);
+        Assert.Throws<ArgumentException>(() => new FlatAdamW([a, a]));
+        // The half-built optimizers are finalized without touching state their base constructors never made.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
     }
 }

@@ -87,6 +87,26 @@ public class TrainerTests : IDisposable
         Assert.Equal(File.ReadAllText(Path.Combine(straight, "eval_log.csv")), File.ReadAllText(Path.Combine(resumed, "eval_log.csv")));
     }
 
+    [Theory]
+    [InlineData("sgd")]
+    [InlineData("adamw")]
+    public void A_run_saved_by_TorchSharps_optimizer_resumes_on_flat_buffers_bit_identically(string optimizer)
+    {
+        // The flat optimizers do TorchSharp's arithmetic on other storage, and store their state as TorchSharp's do.
+        var type = $"optimizer.type={optimizer}";
+        var straight = Path.Combine(dir, "straight");
+        Trainer.Run(TinyRun.Request(straight, false, type));
+        var switched = Path.Combine(dir, "switched");
+        using (var stop = new CancellationTokenSource())
+        {
+            stop.Cancel();
+            Assert.Equal(TrainStatus.Interrupted, Trainer.Run(TinyRun.Request(switched, false, type, "optimizer.flat=false"), stop.Token).Status);
+        }
+        Assert.Equal(TrainStatus.Completed, Trainer.Run(TinyRun.Request(switched, true, type)).Status);
+        Assert.Equal(File.ReadAllText(Path.Combine(straight, "train_log.csv")), File.ReadAllText(Path.Combine(switched, "train_log.csv")));
+        Assert.Equal(Scores(straight), Scores(switched));
+    }
+
     static string Scores(string run)
     {
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")))!.AsObject();
