@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Seg.Core.Native;
 using TorchSharp;
+using Seg.Platform.Native;
 
 namespace Seg.Core;
 
@@ -31,7 +32,7 @@ public static class SegRuntime
         {
             if (initialized) return;
             if (OperatingSystem.IsLinux() && !GlibcxxCompat.HostHasRequiredVersion && PatchingAllowed)
-                foreach (var dir in NativeSearchDirectories())
+                foreach (var dir in NativeDirectories.Search())
                     foreach (var file in Directory.EnumerateFiles(dir, GlibcxxCompat.ShimFileName))
                         TryPatch(file);
             // Before libtorch, and with it libgomp, is loaded: libgomp reads its wait policy once, at load.
@@ -146,23 +147,12 @@ public static class SegRuntime
         }
     }
 
-    /// <summary>The directories the .NET host probes for native libraries (from deps.json), then the app folder.</summary>
-    internal static IEnumerable<string> NativeSearchDirectories()
-    {
-        var dirs = (AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") as string ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Append(AppContext.BaseDirectory)
-            .Append(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native"))
-            .Append(Path.Combine(AppContext.BaseDirectory, "cpu"));
-        return dirs.Select(d => Path.GetFullPath(d)).Distinct().Where(Directory.Exists);
-    }
-
     // TorchSharp reports every load failure as a missing package reference; find the real cause by loading
     // each native library ourselves and keeping the dynamic loader's own message.
     static NativeLoadException Diagnose(Exception original)
     {
         var names = new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so", GlibcxxCompat.ShimFileName };
-        var dirs = NativeSearchDirectories().Concat(ExternalLibTorch.LoadedFrom is { } d ? [d] : Array.Empty<string>()).ToList();
+        var dirs = NativeDirectories.Search().Concat(ExternalLibTorch.LoadedFrom is { } d ? [d] : Array.Empty<string>()).ToList();
         var files = dirs.SelectMany(d => names.Select(n => Path.Combine(d, n))).Where(File.Exists).ToList();
         if (files.Count == 0)
             return new NativeLoadException(
@@ -175,7 +165,7 @@ public static class SegRuntime
             if (NativeLibrary.TryLoad(file, out _)) continue;
             string reason;
             try { NativeLibrary.Load(file); reason = "unknown"; }
-            catch (Exception e) { reason = ExternalLibTorch.LoaderReason(e); }
+            catch (Exception e) { reason = NativeLoadException.LoaderReason(e); }
             var fix = reason.Contains("GLIBCXX_", StringComparison.Ordinal) || reason.Contains("CXXABI_", StringComparison.Ordinal)
                 ? $"the host's {GlibcxxCompat.HostLibraryPath ?? GlibcxxCompat.LibStdCxx} is older than the library asks for. " +
                   $"Seg marks the spurious {GlibcxxCompat.RequiredVersion} need of {GlibcxxCompat.ShimFileName} weak, " +
@@ -191,13 +181,6 @@ public static class SegRuntime
         return new NativeLoadException(
             $"TorchSharp failed to initialise although its native libraries load: {original.Message}", original);
     }
-}
-
-/// <summary>A native library that TorchSharp needs could not be loaded; the message says which, why, and the fix.</summary>
-public sealed class NativeLoadException : Exception
-{
-    /// <summary>A load failure explained by <paramref name="message"/>, caused by <paramref name="inner"/>.</summary>
-    public NativeLoadException(string message, Exception? inner = null) : base(message, inner) { }
 }
 
 /// <summary>A parsed device name (<see cref="SegRuntime.ParseDevice"/>): <c>auto</c>, the CPU, or CUDA device

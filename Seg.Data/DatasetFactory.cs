@@ -1,5 +1,5 @@
-using Seg.Core.Native;
 using Seg.Data.Datasets;
+using Seg.Platform.Native;
 
 namespace Seg.Data;
 
@@ -13,7 +13,7 @@ public static class DatasetFactory
     /// <exception cref="ArgumentException">An unknown type or an option value that does not fit it (message names
     /// the key and lists valid values).</exception>
     /// <exception cref="BadSampleException">A missing root, split list or mask, or an empty split.</exception>
-    /// <exception cref="Seg.Core.NativeLoadException">OpenCV's native library cannot be loaded on this host (the
+    /// <exception cref="NativeLoadException">OpenCV's native library cannot be loaded on this host (the
     /// message names the missing shared libraries and the package to install).</exception>
     public static ISegmentationDataset Create(DatasetOptions options)
     {

@@ -1,6 +1,8 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OpenCvSharp;
+using Seg.Platform.IO;
+using Seg.Platform.Native;
 
 namespace Seg.Onnx;
 
@@ -85,6 +87,8 @@ public sealed class OnnxSegmenter : IDisposable
     /// (one input [N,3,H,W], output [N,C,H,W] or [N,H,W]), or Seg metadata that is unreadable, out of range,
     /// inconsistent with itself or the graph, or a graph whose SHA-256 is not the one recorded. Names the file.</exception>
     /// <exception cref="NotSupportedException">The execution provider is not in the ONNX Runtime package the application references.</exception>
+    /// <exception cref="NativeLoadException">OpenCV's native library does not load on this host, even without its GUI
+    /// libraries (see <see cref="HeadlessOpenCv"/>); the message names what is missing and the <c>apt-get</c> line.</exception>
     public static OnnxSegmenter Load(string path, OnnxSegmenterOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
@@ -96,7 +100,8 @@ public sealed class OnnxSegmenter : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxImageBytes, "OnnxSegmenterOptions.MaxImageBytes must be positive.");
         try { options.Inference?.Validated(); }
         catch (ArgumentException e) { throw new ArgumentException($"OnnxSegmenterOptions.Inference: {e.Message}.", nameof(options), e); }
-        Imaging.RegularFile.Require(path, "ONNX model");
+        FileChecks.RequireRegularFile(path, "ONNX model");
+        HeadlessOpenCv.EnsureLoaded();   // the images come and go as OpenCV Mats
 
         var (props, graphSha256) = OnnxModelFile.Read(path, OnnxModelMetadata.Keys.All);
         var metadata = OnnxModelMetadata.Parse(props, path);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Xml.Linq;
 using Seg.Core;
 using Seg.Core.Native;
+using Seg.Platform.Native;
 
 namespace Seg.Tests;
 

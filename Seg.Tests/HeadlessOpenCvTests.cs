@@ -1,13 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
-using Seg.Core.Native;
+using Seg.Platform.Native;
 
 namespace Seg.Tests;
 
 /// <summary>
 /// OpenCV's native library loads on a host without GTK and X11: the ELF patch itself (checked with binutils'
 /// readelf and nm as the oracle), and the first command of a new user, <c>train</c> on the embedded default config,
-/// then <c>predict</c> on PNG files, in a child process that cannot load the GUI libraries.
+/// then <c>predict</c> on PNG files, then the deploy sample (Seg.Onnx alone) on the exported model, in a child
+/// process that cannot load the GUI libraries.
 /// </summary>
 public class HeadlessOpenCvTests
 {
@@ -163,12 +164,16 @@ public class HeadlessOpenCvTests
 
         public string Work { get; }
 
-        public (int Code, string Output) Seg(IEnumerable<(string Name, string Value)> environment, params string[] args)
+        public (int Code, string Output) Seg(IEnumerable<(string Name, string Value)> environment, params string[] args) =>
+            Dotnet("Seg.Train.dll", environment, args);
+
+        /// <summary>Runs <paramref name="app"/> of the copied folder, as <see cref="Seg"/> runs Seg.Train.</summary>
+        public (int Code, string Output) Dotnet(string app, IEnumerable<(string Name, string Value)> environment, params string[] args)
         {
             var hide = GuiLibraries.Select(l => Path.Combine("/usr/lib/x86_64-linux-gnu", l)).Where(File.Exists)
                 .Select(p => $"mount --bind /dev/null {p} && ");
             var env = string.Concat(environment.Select(e => $"{e.Name}={e.Value} "));
-            var command = $"{string.Concat(hide)}cd {Work} && {env}OMP_NUM_THREADS=1 exec dotnet {Path.Combine(folder, "Seg.Train.dll")} " +
+            var command = $"{string.Concat(hide)}cd {Work} && {env}OMP_NUM_THREADS=1 exec dotnet {Path.Combine(folder, app)} " +
                           string.Join(' ', args.Select(a => $"'{a}'"));
             return Run("/usr/bin/unshare", "-m", "/bin/bash", "-c", command);
         }
@@ -204,6 +209,20 @@ public class HeadlessOpenCvTests
         Assert.True(code == 0, $"predict exited {code}: {output}");
         Assert.Contains($"predicted {pngs.Count} image(s)", output);
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(app.Work, "predicted"), "*.png"));
+
+        // A deploy application references Seg.Onnx only (no Seg.Core, no TorchSharp): the exported model and OpenCV
+        // load there too, through Seg.Onnx's own start-up check, in a fresh copy that Seg.Train has not patched.
+        (code, output) = app.Seg([], "export", "--checkpoint", checkpoint, "--output", "model.onnx");
+        Assert.True(code == 0, $"export exited {code}: {output}");
+        using var deploy = new HeadlessApp();
+        var (model, image) = (Path.Combine(deploy.Work, "model.onnx"), Path.Combine(deploy.Work, "image.png"));
+        File.Copy(Path.Combine(app.Work, "model.onnx"), model);
+        File.Copy(pngs[0], image);
+        (code, output) = deploy.Dotnet("OnnxDeploy.dll", [], model, image);
+        Assert.True(code == 0, $"OnnxDeploy exited {code}: {output}");
+        Assert.Contains("_mask.png", output);
+        Assert.True(File.Exists(Path.ChangeExtension(image, null) + "_mask.png"));
+        Assert.DoesNotContain("TypeInitializationException", output);
     }
 
     [HeadlessFact]

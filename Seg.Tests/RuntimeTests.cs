@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Seg.Core;
-using Seg.Core.Native;
 using TorchSharp;
+using Seg.Platform.Native;
 
 namespace Seg.Tests;
 

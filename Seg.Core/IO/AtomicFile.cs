@@ -1,4 +1,5 @@
 using System.Text;
+using Seg.Platform.IO;
 
 namespace Seg.Core.IO;
 

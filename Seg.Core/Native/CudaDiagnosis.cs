@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
+using Seg.Platform.Native;
 
 namespace Seg.Core.Native;
 
@@ -60,12 +61,12 @@ internal static class CudaDiagnosis
     {
         if (ExternalLibTorch.CudaLoadError is { } externalError)
             return (Path.Combine(ExternalLibTorch.LoadedFrom ?? "", ExternalLibTorch.LibTorchCuda), externalError);
-        foreach (var dir in SegRuntime.NativeSearchDirectories())
+        foreach (var dir in NativeDirectories.Search())
         {
             var file = Path.Combine(dir, ExternalLibTorch.LibTorchCuda);
             if (!File.Exists(file)) continue;
             try { NativeLibrary.Load(file); }
-            catch (DllNotFoundException e) { return (file, ExternalLibTorch.LoaderReason(e)); }
+            catch (DllNotFoundException e) { return (file, NativeLoadException.LoaderReason(e)); }
         }
         return null;
     }
@@ -76,7 +77,7 @@ internal static class CudaDiagnosis
         if (!OperatingSystem.IsLinux()) return "";
         string driver;
         try { NativeLibrary.Free(NativeLibrary.Load("libcuda.so.1")); driver = "libcuda.so.1 loads"; }
-        catch (DllNotFoundException e) { driver = "libcuda.so.1 does not load: " + ExternalLibTorch.LoaderReason(e); }
+        catch (DllNotFoundException e) { driver = "libcuda.so.1 does not load: " + NativeLoadException.LoaderReason(e); }
         var nodes = File.Exists("/dev/nvidiactl") ? "/dev/nvidiactl exists" : "no /dev/nvidiactl";
         return $" ({driver}; {nodes})";
     }

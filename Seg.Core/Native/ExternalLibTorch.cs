@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Seg.Platform.Native;
 
 namespace Seg.Core.Native;
 
@@ -40,7 +41,7 @@ internal static class ExternalLibTorch
         }
         catch (DllNotFoundException e)
         {
-            throw new NativeLoadException($"'{libtorch}' (from {SegRuntime.LibTorchDirVariable}) failed to load: {LoaderReason(e)}. {fix}", e);
+            throw new NativeLoadException($"'{libtorch}' (from {SegRuntime.LibTorchDirVariable}) failed to load: {NativeLoadException.LoaderReason(e)}. {fix}", e);
         }
         var cuda = Path.Combine(dir, LibTorchCuda);
         if (File.Exists(cuda) && !NativeLibrary.TryLoad(cuda, out _))
@@ -48,12 +49,8 @@ internal static class ExternalLibTorch
             // A CUDA libtorch on a machine without a usable driver still trains on the CPU; a CUDA request
             // reports this reason (CudaDiagnosis).
             try { NativeLibrary.Load(cuda); }
-            catch (DllNotFoundException e) { CudaLoadError = $"'{cuda}' failed to load: {LoaderReason(e)}"; }
+            catch (DllNotFoundException e) { CudaLoadError = $"'{cuda}' failed to load: {NativeLoadException.LoaderReason(e)}"; }
         }
         LoadedFrom = dir;
     }
-
-    /// <summary>The dynamic loader's own text: .NET wraps dlerror() in advice lines, the last line is dlerror().</summary>
-    public static string LoaderReason(Exception e) =>
-        e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Seg.Platform.Native;
 
 namespace Seg.Core.Native;
 

@@ -1,6 +1,7 @@
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
+using Seg.Platform.Native;
 
 namespace Seg.Core.Native;
 

@@ -1,8 +1,8 @@
 using OpenCvSharp;
 using Seg.Core;
-using Seg.Core.IO;
 using Seg.Core.Readers;
 using Seg.Onnx.Imaging;
+using Seg.Platform.IO;
 
 namespace Seg.Data.Imaging;
 

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using OpenCvSharp;
+using Seg.Platform.IO;
+using Seg.Platform.Native;
 
 namespace Seg.Onnx.Imaging;
 
@@ -37,9 +39,11 @@ public static class ImageFiles
     /// <exception cref="IOException">Not a regular file, or unreadable.</exception>
     /// <exception cref="InvalidDataException">Not a PNG, JPEG, BMP, TIFF or WebP; a corrupt header; over the budget;
     /// or OpenCV cannot decode it.</exception>
+    /// <exception cref="NativeLoadException">OpenCV's native library does not load on this host (see <see cref="HeadlessOpenCv"/>).</exception>
     public static Mat Read(string path, ImreadModes mode, long pipelineBytesPerPixel, long maxBytes, string limitName)
     {
         Check(path, OutputBytesPerPixel(mode), pipelineBytesPerPixel, maxBytes, limitName);
+        HeadlessOpenCv.EnsureLoaded();
         Mat image;
         try { image = Cv2.ImRead(path, mode); }
         catch (OpenCVException e) { throw new InvalidDataException($"{path}: OpenCV cannot decode the image: {FirstLine(e.Message)}", e); }
@@ -91,7 +95,7 @@ public static class ImageFiles
     /// <exception cref="InvalidDataException">Not a PNG, JPEG, BMP, TIFF or WebP, or a header that does not hold.</exception>
     public static ImageHeader ReadHeader(string path)
     {
-        RegularFile.Require(path, "image");
+        FileChecks.RequireRegularFile(path, "image");
         using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 4096);
         Span<byte> head = stackalloc byte[32];
         head = head[..f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)];

@@ -332,8 +332,8 @@ public sealed class OnnxHostileFileTests : IDisposable
         var read = Task.Run(() => Assert.Throws<IOException>(() => ImageFiles.ReadHeader(image)));
         var sample = Task.Run(() => Assert.Throws<Seg.Data.BadSampleException>(() => Seg.Data.Imaging.SampleFiles.ReadImage(image)));
         await Task.WhenAll(load, read, sample).WaitAsync(TimeSpan.FromMinutes(1)); // TimeoutException: a reader blocked on the FIFO
-        Assert.Contains($"{model}: the ONNX model is a FIFO (named pipe), not a regular file", (await load).Message);
-        Assert.Contains($"{image}: the image is a FIFO", (await read).Message);
+        Assert.Contains($"ONNX model: {model} is a FIFO (named pipe), not a regular file", (await load).Message);
+        Assert.Contains($"image: {image} is a FIFO", (await read).Message);
         Assert.Contains(image, (await sample).Message);
         using var segmenter = OnnxSegmenter.Load(Conv("m.onnx"));
         Assert.Contains(image, Assert.Throws<IOException>(() => segmenter.Predict(image)).Message);

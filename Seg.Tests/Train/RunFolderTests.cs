@@ -5,6 +5,7 @@ using Seg.Train.Config;
 using Seg.Train.Export;
 using Seg.Train.Prediction;
 using Seg.Train.Training;
+using Seg.Platform.IO;
 
 namespace Seg.Tests.Train;
 

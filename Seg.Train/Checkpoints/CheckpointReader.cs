@@ -3,8 +3,8 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Seg.Core.IO;
 using static TorchSharp.torch;
+using Seg.Platform.IO;
 
 namespace Seg.Train.Checkpoints;
 

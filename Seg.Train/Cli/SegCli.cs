@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Seg.Core;
-using Seg.Core.Native;
 using Seg.Core.Distributed;
 using Seg.Data;
 using Seg.Models.Export;
@@ -11,6 +10,7 @@ using Seg.Train.Evaluation;
 using Seg.Train.Export;
 using Seg.Train.Prediction;
 using Seg.Train.Training;
+using Seg.Platform.Native;
 
 namespace Seg.Train.Cli;
 

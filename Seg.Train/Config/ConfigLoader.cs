@@ -1,9 +1,9 @@
 using System.Reflection;
 using System.Text;
 using Seg.Core;
-using Seg.Core.IO;
 using Seg.Models;
 using YamlDotNet.RepresentationModel;
+using Seg.Platform.IO;
 
 namespace Seg.Train.Config;
 

@@ -1,9 +1,9 @@
-using Seg.Core.IO;
 using Seg.Data.Transforms;
 using Seg.Models.Export;
 using Seg.Onnx;
 using Seg.Train.Checkpoints;
 using Seg.Train.Config;
+using Seg.Platform.IO;
 
 namespace Seg.Train.Export;
 

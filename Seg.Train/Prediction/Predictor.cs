@@ -1,5 +1,4 @@
 using OpenCvSharp;
-using Seg.Core.IO;
 using Seg.Data;
 using Seg.Onnx;
 using Seg.Train.Checkpoints;
@@ -8,6 +7,7 @@ using Seg.Train.Reports;
 using Seg.Train.Training;
 using TorchSharp;
 using static TorchSharp.torch;
+using Seg.Platform.IO;
 
 namespace Seg.Train.Prediction;
 

@@ -1,4 +1,5 @@
 using Seg.Core.IO;
+using Seg.Platform.IO;
 
 namespace Seg.Train.Training;
 

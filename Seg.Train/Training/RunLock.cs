@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Seg.Core.IO;
+using Seg.Platform.IO;
 
 namespace Seg.Train.Training;
 

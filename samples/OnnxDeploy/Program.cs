@@ -1,6 +1,7 @@
 using OpenCvSharp;
 using Seg.Onnx;
 using Seg.Onnx.Imaging;
+using Seg.Platform.Native;
 
 // Segments images with a model exported by `seg export` and writes colour masks next to them.
 // Usage: OnnxDeploy MODEL.onnx IMAGE... [--cuda]
@@ -37,7 +38,8 @@ try
     }
     return 0;
 }
-catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or InvalidOperationException)
+catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or InvalidOperationException
+                              or NativeLoadException)
 {
     Console.Error.WriteLine($"error: {e.Message}");
     return 1;

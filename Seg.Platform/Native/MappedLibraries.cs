@@ -1,4 +1,4 @@
-namespace Seg.Core.Native;
+namespace Seg.Platform.Native;
 
 /// <summary>The shared libraries the dynamic loader has mapped into this process (Linux: /proc/self/maps).</summary>
 internal static class MappedLibraries

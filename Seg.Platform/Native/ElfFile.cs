@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
-namespace Seg.Core.Native;
+namespace Seg.Platform.Native;
 
 /// <summary>
 /// Reads the dynamic-linking tables of a 64-bit little-endian ELF shared object without loading the whole file

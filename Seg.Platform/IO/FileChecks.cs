@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Seg.Core.IO;
+namespace Seg.Platform.IO;
 
 /// <summary>
 /// What kind of file a path names, asked before opening it: a FIFO blocks every reader until a writer comes, a

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 
-namespace Seg.Core.Native;
+namespace Seg.Platform.Native;
 
 /// <summary>
 /// Makes OpenCvSharp's native library (<c>libOpenCvSharpExtern.so</c>) load on hosts without GTK and X11, such as
@@ -16,7 +16,7 @@ namespace Seg.Core.Native;
 /// the GUI toolkits are not), and marks the library's unversioned undefined symbols weak, so the dynamic loader
 /// binds what it finds and leaves the rest unresolved instead of failing. The GUI functions then cannot be called
 /// (they would crash), which costs Seg nothing. On a host that has every library the file is left as it is.
-/// <para>The same code runs after every build and publish (<c>build/Seg.Core.targets</c>, on the output's copy)
+/// <para>The same code runs after every build and publish (<c>build/Seg.Platform.targets</c>, on the output's copy)
 /// and at start-up from <see cref="EnsureLoaded"/>; it references no OpenCvSharp type. Set
 /// <c>SEG_NATIVE_PATCH=0</c> to forbid start-up patching.</para>
 /// </remarks>
@@ -175,7 +175,7 @@ public static class HeadlessOpenCv
     }
 
     /// <summary>The copy of <see cref="LibraryFileName"/> the .NET host would load, or null.</summary>
-    static string? Find() => SegRuntime.NativeSearchDirectories()
+    static string? Find() => NativeDirectories.Search()
         .Select(d => Path.Combine(d, LibraryFileName)).FirstOrDefault(File.Exists);
 
     /// <summary>Explains why the library at <paramref name="file"/> does not load: the loader's reason, every
@@ -184,7 +184,7 @@ public static class HeadlessOpenCv
     {
         string reason;
         try { NativeLibrary.Load(file); reason = "unknown"; }
-        catch (Exception e) { reason = ExternalLibTorch.LoaderReason(e); }
+        catch (Exception e) { reason = NativeLoadException.LoaderReason(e); }
         List<string> missing;
         try
         {

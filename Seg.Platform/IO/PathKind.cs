@@ -1,4 +1,4 @@
-namespace Seg.Core.IO;
+namespace Seg.Platform.IO;
 
 /// <summary>What a path names, as <c>lstat</c>/<c>stat</c> tell it (see <see cref="FileChecks.KindOf"/>).</summary>
 public enum PathKind

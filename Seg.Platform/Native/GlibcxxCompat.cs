@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace Seg.Core.Native;
+namespace Seg.Platform.Native;
 
 /// <summary>
 /// Makes TorchSharp 0.107's native shim loadable on hosts whose libstdc++ predates GCC 13 (e.g. Debian 12).
@@ -11,8 +11,8 @@ namespace Seg.Core.Native;
 /// shim references without any relocation, so the need is spurious. glibc refuses a library whose needed
 /// version is missing unless the need is marked weak (<c>VER_FLG_WEAK</c> in its <c>Vernaux</c> entry of
 /// <c>.gnu.version_r</c>), which is exactly what <see cref="PatchFile"/> does. The same code runs at build time
-/// (the MSBuild target in <c>build/Seg.Core.targets</c> loads this assembly) and at start-up from
-/// <see cref="SegRuntime.Initialize"/>; it deliberately references no TorchSharp type.
+/// (the MSBuild target in <c>build/Seg.Platform.targets</c> loads this assembly) and at start-up from
+/// Seg.Core's <c>SegRuntime.Initialize</c>; like all of Seg.Platform it references no TorchSharp type.
 /// </remarks>
 internal static class GlibcxxCompat
 {
