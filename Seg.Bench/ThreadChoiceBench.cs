@@ -15,14 +15,15 @@ namespace Seg.Bench;
 /// within a round the configurations run one after another, in an order that rotates from round to round, so that
 /// drift on a shared machine hits them alike. Reported: each configuration's median step and the ratio of the
 /// automatic choice to the better of "1 thread" and "all threads".
-/// Configurations: <c>1</c>, <c>all</c> (Environment.ProcessorCount threads, OMP_WAIT_POLICY=PASSIVE as Seg sets it),
-/// <c>all-spin</c> (the same with libgomp's own default spinning, as before Seg set the wait policy), <c>auto</c>
+/// Configurations: <c>1</c>, <c>all</c> (Environment.ProcessorCount threads, GOMP_SPINCOUNT=1000 as Seg sets it),
+/// <c>all-passive</c> (the same with OMP_WAIT_POLICY=PASSIVE: workers sleep at once), <c>all-spin</c> (libgomp's own
+/// default spin of 300,000, as before Seg set anything), <c>auto</c>
 /// (what <c>train.threads: 0</c> does: the load-based start, then <see cref="ThreadTuner"/>; its warm-up covers the
 /// tuner's first probe, which repeats every two minutes in a real run).
 /// </summary>
 public static class ThreadChoiceBench
 {
-    static readonly string[] Configs = ["1", "all", "all-spin", "auto"];
+    static readonly string[] Configs = ["1", "all", "all-passive", "all-spin", "auto"];
 
     /// <summary>The <c>threads</c> verb: parses its options from <paramref name="args"/>, runs, and prints the report.</summary>
     public static int Run(string[] args)
@@ -71,9 +72,9 @@ public static class ThreadChoiceBench
                 var m = ms.ToDictionary(kv => kv.Key, kv => Median(kv.Value));
                 var better = Math.Min(m["1"], m["all"]);
                 var ratio = m["auto"] / better;
-                Console.WriteLine($"busy {busy}: 1 thread {m["1"]:F1} ms, all {m["all"]:F1} ms, all (spinning) {m["all-spin"]:F1} ms, " +
+                Console.WriteLine($"busy {busy}: 1 thread {m["1"]:F1} ms, all {m["all"]:F1} ms, all (passive) {m["all-passive"]:F1} ms, all (spinning) {m["all-spin"]:F1} ms, " +
                                   $"auto {m["auto"]:F1} ms (chose {string.Join('/', autoThreads)}); auto / better = {ratio:F3}; load avg at rounds {string.Join(' ', loads)}");
-                results.Add(new { busy, one_ms = m["1"], all_ms = m["all"], all_spin_ms = m["all-spin"], auto_ms = m["auto"],
+                results.Add(new { busy, one_ms = m["1"], all_ms = m["all"], all_passive_ms = m["all-passive"], all_spin_ms = m["all-spin"], auto_ms = m["auto"],
                     auto_threads = autoThreads, auto_over_better = ratio, rounds_ms = ms, loadavg = loads });
             }
             finally
@@ -101,6 +102,7 @@ public static class ThreadChoiceBench
         psi.Environment.Remove("OMP_NUM_THREADS");
         psi.Environment.Remove("GOMP_SPINCOUNT");
         if (config == "all-spin") psi.Environment["GOMP_SPINCOUNT"] = "300000";   // libgomp's default when no policy is set
+        if (config == "all-passive") psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start the child");
         var err = p.StandardError.ReadToEndAsync();
         var output = p.StandardOutput.ReadToEnd();
@@ -117,7 +119,7 @@ public static class ThreadChoiceBench
         var choice = config switch
         {
             "1" => TorchThreads.Apply(1),
-            "all" or "all-spin" => TorchThreads.Apply(Environment.ProcessorCount),
+            "all" or "all-passive" or "all-spin" => TorchThreads.Apply(Environment.ProcessorCount),
             _ => TorchThreads.Apply(0),
         };
         // auto: as the trainer, the load-based start and then the tuner; the warm-up covers its first probe.

@@ -17,7 +17,7 @@ public static class SegRuntime
     /// <summary>
     /// Makes TorchSharp's native libraries loadable on this host and loads them. Idempotent and thread-safe.
     /// Unless the environment sets <c>OMP_WAIT_POLICY</c> or <c>GOMP_SPINCOUNT</c>, it first sets
-    /// <c>OMP_WAIT_POLICY=PASSIVE</c>, so that libtorch's idle OpenMP workers sleep instead of spinning on cores that
+    /// <c>GOMP_SPINCOUNT=1000</c>, so that libtorch's idle OpenMP workers soon sleep instead of spinning on cores that
     /// other work (or a CPU quota) shares; this is why it must run before the first TorchSharp call.
     /// On hosts whose libstdc++ lacks <c>GLIBCXX_3.4.32</c> (Debian 12) it marks that spurious version need of
     /// <c>libLibTorchSharp.so</c> weak in the application's native folders (see <see cref="GlibcxxCompat"/>);

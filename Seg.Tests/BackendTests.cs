@@ -22,7 +22,7 @@ public class BackendTests
         var output = Directory.CreateTempSubdirectory("seg-pack-").FullName;
         try
         {
-            foreach (var project in new[] { "Seg.Core", "Seg.Models", "Seg.Data" })
+            foreach (var project in new[] { "Seg.Platform", "Seg.Core", "Seg.Models", "Seg.Data", "Seg.Onnx" })
             {
                 var (code, stdout, stderr) = RuntimeTests.Run("dotnet",
                     $"pack \"{Path.Combine(repo, project)}\" -o \"{output}\" -nodeReuse:false -p:UseSharedCompilation=false", repo);
@@ -32,8 +32,17 @@ public class BackendTests
                 using var nuspec = zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open();
                 var ids = XDocument.Load(nuspec).Descendants().Where(e => e.Name.LocalName == "dependency")
                     .Select(e => (string)e.Attribute("id")!).ToHashSet();
-                if (project == "Seg.Core") Assert.Contains("TorchSharp", ids);
-                else Assert.Contains("Seg.Core", ids);
+                switch (project)
+                {
+                    case "Seg.Platform":
+                        // It carries the native patch step to every consumer, and references nothing.
+                        Assert.Empty(ids);
+                        Assert.Contains(zip.Entries, e => e.FullName == "buildTransitive/Seg.Platform.targets");
+                        break;
+                    case "Seg.Core": Assert.Contains("TorchSharp", ids); Assert.Contains("Seg.Platform", ids); break;
+                    case "Seg.Onnx": Assert.Contains("Seg.Platform", ids); Assert.DoesNotContain("TorchSharp", ids); break;
+                    default: Assert.Contains("Seg.Core", ids); break;
+                }
                 var runtimes = ids.Where(id => id.StartsWith("TorchSharp-", StringComparison.OrdinalIgnoreCase)
                                                || id.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase)).ToList();
                 Assert.True(runtimes.Count == 0, $"{project}'s package depends on a libtorch runtime: {string.Join(", ", runtimes)}");

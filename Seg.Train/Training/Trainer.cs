@@ -51,7 +51,9 @@ public static class Trainer
         var config = ConfigLoader.Parse(request.ConfigYaml, request.Source, request.Overrides);
         dp.CheckConfig(config);
         var paths = RunFolder.Locate(request.Output, config.Name);
-        RunFolder.Check(paths, request.Start);   // refuse a folder it may not use before building anything
+        // Refuse a folder it may not use before building anything. Rank 0 alone: the check takes run.lock for a moment,
+        // and another rank doing the same could make rank 0's own Open below see the folder "in use".
+        if (dp.IsMain) RunFolder.Check(paths, request.Start);
         var src = request.Source;
         var threads = TorchThreads.Apply(config.Train.Threads);
         // train.threads 0 on the CPU: settle 1 thread or all by timing steps (ranks of a data-parallel run wait for
