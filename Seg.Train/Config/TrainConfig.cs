@@ -42,6 +42,14 @@ public sealed record ModelConfig
     public bool AuxHead { get; init; }
     /// <summary>Output stride of dilated backbones (<see cref="ModelOptions.OutputStrides"/>).</summary>
     public int OutputStride { get; init; } = Defaults.OutputStride;
+
+    /// <summary>The output stride the model really runs at, where <see cref="OutputStride"/> applies: DeepLabV3+
+    /// only, and with a ConvNeXt encoder always 32 (its down-sampling cannot be dilated); null for other models.</summary>
+    public int? EffectiveOutputStride => Name.StartsWith(DeepLabV3PlusPrefix, StringComparison.Ordinal)
+        ? Seg.Models.Backbones.EncoderCatalog.EffectiveOutputStride(Name[DeepLabV3PlusPrefix.Length..], OutputStride)
+        : null;
+
+    const string DeepLabV3PlusPrefix = "deeplabv3plus_";
     /// <summary>UNet depth (number of down-sampling stages).</summary>
     public int UnetDepth { get; init; } = Defaults.UnetDepth;
     /// <summary>UNet channels of the first stage.</summary>

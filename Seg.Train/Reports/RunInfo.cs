@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.Json.Nodes;
 using Seg.Core;
-using Seg.Models.Backbones;
 using Seg.Train.Config;
 using TorchSharp;
 
@@ -39,11 +38,8 @@ public sealed record RunInfo(
         var m = config.Model;
         var o = config.Optimizer;
         var s = config.Schedule;
-        // Only DeepLabV3+ reads model.output_stride, and a ConvNeXt encoder cannot honour it: print what the model runs at.
-        const string deepLabPlus = "deeplabv3plus_";
         var model = m.Name + (m.Name == "unet" ? $" (depth {m.UnetDepth}, width {m.UnetBaseWidth}{(m.UnetBilinear ? ", bilinear" : "")})"
-                : m.Name.StartsWith(deepLabPlus, StringComparison.Ordinal) ? $" (output stride {EncoderCatalog.EffectiveOutputStride(m.Name[deepLabPlus.Length..], m.OutputStride)})"
-                : "")
+                : m.EffectiveOutputStride is { } stride ? $" (output stride {stride})" : "")
             + (m.Head.Type != "linear" ? $", {m.Head.Type} head{(m.Head.Margin != "none" ? $" with {m.Head.Margin} margin" : "")}" : "")
             + (m.Pretrained is { } p ? $", from {p}" : "");
         var optimizer = o.Type + (o.Type == "sgd" ? $" (momentum {N(o.Momentum)}{(o.Nesterov ? ", Nesterov" : "")}" : $" (betas {N(o.Betas[0])}, {N(o.Betas[1])}")

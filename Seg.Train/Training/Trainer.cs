@@ -113,6 +113,9 @@ public static class Trainer
             if (run.SplitWarning is not null) Console.Error.WriteLine("WARNING: " + run.SplitWarning);
             Console.WriteLine($"{config.Name}: {config.Model.Name} on {(device.type == DeviceType.CPU ? "CPU" : device.ToString())}, {threads}, {precision.Describe()}, {numClasses} classes, {trainSet.Count} train / {valSet.Count} val images, " +
                               $"{run.Total} iterations{(run.Start > 0 ? $", resuming at {run.Start}" : "")} -> {Path.GetFullPath(paths.Root)}");
+            if (config.Model.EffectiveOutputStride is { } stride && stride != config.Model.OutputStride)
+                Console.WriteLine($"note: {config.Model.Name} runs at output stride {stride}, not model.output_stride {config.Model.OutputStride}: " +
+                                  "a ConvNeXt encoder's down-sampling cannot be dilated");
             run.WaitBefore = run.TrainLoader.Stats.WaitTime;
             return run;
         }
