@@ -146,7 +146,7 @@ public static class HeadlessOpenCv
     /// <summary>
     /// Makes sure OpenCV's native library loads in this process, patching the application's copy first where this
     /// host lacks its GUI libraries (see the class remarks). Call it before the first OpenCvSharp call; Seg.Data's
-    /// datasets and image readers do. Idempotent and thread-safe; does nothing off Linux, or where the library is
+    /// datasets, Seg.Train's <c>predict</c>, and Seg.Onnx's <c>OnnxSegmenter.Load</c> and image readers do. Idempotent and thread-safe; does nothing off Linux, or where the library is
     /// not among the application's native folders (OpenCvSharp then finds it its own way).
     /// </summary>
     /// <exception cref="NativeLoadException">It still does not load: the message names the library, the shared
