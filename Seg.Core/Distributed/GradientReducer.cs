@@ -67,6 +67,7 @@ public sealed class GradientReducer
             flat.Reattach();
             group.AllReduce(flat.Gradients);
             flat.Gradients.div_(group.Size);
+            return;
         }
         foreach (var bucket in buckets)
         {

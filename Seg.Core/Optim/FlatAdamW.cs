@@ -81,23 +81,14 @@ public sealed class FlatAdamW : AdamW, IFlatOptimizer
     bool AdoptState(out long steps)
     {
         steps = StateOf(0).step;
-        using var noGrad = no_grad();
         for (var i = 0; i < expAvgViews.Length; i++)
         {
             var state = StateOf(i);
             if (state.step != steps) return false;
-            state.exp_avg = Adopt(state.exp_avg, expAvgViews[i]);
-            state.exp_avg_sq = Adopt(state.exp_avg_sq, expAvgSqViews[i]);
+            state.exp_avg = FlatParameters.Adopt(state.exp_avg, expAvgViews[i]);
+            state.exp_avg_sq = FlatParameters.Adopt(state.exp_avg_sq, expAvgSqViews[i]);
         }
         return true;
-    }
-
-    static Tensor Adopt(Tensor current, Tensor view)
-    {
-        if (ReferenceEquals(current, view)) return view;
-        view.copy_(current);
-        current.Dispose();
-        return view;
     }
 
     /// <inheritdoc/>

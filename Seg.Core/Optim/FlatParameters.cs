@@ -92,28 +92,48 @@ public sealed class FlatParameters : IDisposable
     /// parameter's shape.</summary>
     public Tensor View(Tensor flat, int index) => flat.narrow(0, offsets[index], sizes[index]).view(parameters[index].shape);
 
-    /// <summary>Sets every gradient to zero: one operation.</summary>
-    public void ZeroGrad() => Gradients.zero_();
+    /// <summary>Sets every gradient to zero: one operation (after <see cref="Reattach"/>, so that a gradient
+    /// something else put in place is cleared too, as TorchSharp's <c>zero_grad</c> clears it).</summary>
+    public void ZeroGrad()
+    {
+        Reattach();
+        Gradients.zero_();
+    }
 
     /// <summary>Puts back into the flat buffer any gradient that was replaced or removed since the last call (a
-    /// removed one counts as zero). Cheap when nothing changed: one handle read per parameter.</summary>
+    /// removed one counts as zero). Everything here that reads or writes <see cref="Gradients"/> calls it first.
+    /// Cheap when nothing changed: one handle read per parameter.</summary>
     public void Reattach()
     {
         using var noGrad = no_grad();
         for (var i = 0; i < parameters.Length; i++)
         {
-            using var grad = parameters[i].grad;
-            if (grad is not null && Impl(grad) == gradientImpls[i]) continue;
-            if (grad is null) gradientViews[i].zero_();
-            else gradientViews[i].copy_(grad);
-            parameters[i].grad = gradientViews[i];
+            var grad = parameters[i].grad;
+            if (grad is null)
+            {
+                gradientViews[i].zero_();
+                parameters[i].grad = gradientViews[i];
+            }
+            else if (Impl(grad) == gradientImpls[i]) grad.Dispose();
+            else parameters[i].grad = Adopt(grad, gradientViews[i]);
         }
+    }
+
+    /// <summary><paramref name="view"/> holding <paramref name="current"/>'s values: a tensor that stands where one
+    /// of this buffer's views belongs is copied into the view and disposed; the view itself is returned as it is.</summary>
+    internal static Tensor Adopt(Tensor current, Tensor view)
+    {
+        if (ReferenceEquals(current, view)) return view;
+        using (no_grad()) view.copy_(current);
+        current.Dispose();
+        return view;
     }
 
     /// <summary>Multiplies all gradients by <c>min(1, maxNorm / (‖g‖₂ + 1e-6))</c>, ‖g‖₂ over all of them, as
     /// <c>torch.nn.utils.clip_grad_norm_</c>; returns the norm before clipping (a device scalar).</summary>
     public Tensor ClipGradNorm(double maxNorm)
     {
+        Reattach();
         using var noGrad = no_grad();
         var norm = Gradients.norm();
         using var coefficient = (maxNorm / (norm + 1e-6)).clamp_max(1.0);

@@ -80,15 +80,8 @@ public sealed class FlatSGD : SGD, IFlatOptimizer
         var present = Enumerable.Range(0, momentumViews.Length).Count(i => StateOf(i).momentum_buffer is not null);
         if (present == 0) return false;
         if (present != momentumViews.Length) return null;
-        using var noGrad = no_grad();
         for (var i = 0; i < momentumViews.Length; i++)
-        {
-            var state = StateOf(i);
-            if (ReferenceEquals(state.momentum_buffer, momentumViews[i])) continue;
-            momentumViews[i].copy_(state.momentum_buffer);
-            state.momentum_buffer.Dispose();
-            state.momentum_buffer = momentumViews[i];
-        }
+            StateOf(i).momentum_buffer = FlatParameters.Adopt(StateOf(i).momentum_buffer, momentumViews[i]);
         return true;
     }
 

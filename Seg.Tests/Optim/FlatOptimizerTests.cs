@@ -124,6 +124,30 @@ public class FlatOptimizerTests
     }
 
     [Fact]
+    public void Zero_grad_and_clipping_also_take_back_a_replaced_gradient()
+    {
+        // A stale gradient put in place before zero_grad must be cleared by it, and one put in place after backward
+        // must be the one clipped, as with TorchSharp's per-tensor optimizer and clip_grad_norm_.
+        float[] Run(bool flat)
+        {
+            using var net = Net();
+            net.train();
+            using var optimizer = flat ? new FlatSGD(net.parameters(), 0.1) : optim.SGD(net.parameters(), 0.1);
+            var parameters = net.parameters().ToList();
+            parameters[0].grad = full_like(parameters[0], 7f);
+            optimizer.zero_grad();
+            var generator = new Generator(5);
+            nn.functional.cross_entropy(net.forward(randn([4, 3, 6, 6], generator: generator)), randint(0, 5, [4], generator: generator)).backward();
+            parameters[1].grad = full_like(parameters[1], 100f);
+            if (optimizer is IFlatOptimizer f) f.Flat.ClipGradNorm(1.0).Dispose();
+            else nn.utils.clip_grad_norm_(net.parameters(), 1.0);
+            optimizer.step();
+            return parameters.SelectMany(p => p.detach().data<float>().ToArray()).ToArray();
+        }
+        AssertSameWeights(Run(false), Run(true));
+    }
+
+    [Fact]
     public void Replaced_state_tensors_are_adopted_as_a_restored_checkpoint_is()
     {
         // TorchSharp's load_state_dict swaps the state tensors; the next flat step must continue from them.
