@@ -163,9 +163,7 @@ public static class SegRuntime
         foreach (var file in files)
         {
             if (NativeLibrary.TryLoad(file, out _)) continue;
-            string reason;
-            try { NativeLibrary.Load(file); reason = "unknown"; }
-            catch (Exception e) { reason = NativeLoadException.LoaderReason(e); }
+            var reason = NativeLoadException.LoaderReason(file);
             var fix = reason.Contains("GLIBCXX_", StringComparison.Ordinal) || reason.Contains("CXXABI_", StringComparison.Ordinal)
                 ? $"the host's {GlibcxxCompat.HostLibraryPath ?? GlibcxxCompat.LibStdCxx} is older than the library asks for. " +
                   $"Seg marks the spurious {GlibcxxCompat.RequiredVersion} need of {GlibcxxCompat.ShimFileName} weak, " +

@@ -182,9 +182,7 @@ public static class HeadlessOpenCv
     /// dependency that does not load, and the Debian packages that provide them.</summary>
     internal static NativeLoadException Diagnose(string file, string? notPatched)
     {
-        string reason;
-        try { NativeLibrary.Load(file); reason = "unknown"; }
-        catch (Exception e) { reason = NativeLoadException.LoaderReason(e); }
+        var reason = NativeLoadException.LoaderReason(file);
         List<string> missing;
         try
         {

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Seg.Platform.Native;
 
 /// <summary>A native library that Seg needs (libtorch, OpenCV) could not be loaded; the message says which, why, and the fix.</summary>
@@ -9,5 +11,19 @@ public sealed class NativeLoadException : Exception
     /// <summary>The dynamic loader's own text: .NET wraps dlerror() in advice lines, the last line is dlerror().</summary>
     public static string LoaderReason(Exception e) =>
         e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
+
+    /// <summary>The dynamic loader's reason for not loading <paramref name="file"/> now ("unknown" when it loads).</summary>
+    public static string LoaderReason(string file)
+    {
+        try
+        {
+            NativeLibrary.Load(file);
+            return "unknown";
+        }
+        catch (Exception e)
+        {
+            return LoaderReason(e);
+        }
+    }
 }
 
