@@ -145,12 +145,7 @@ public sealed class RunFolder : IDisposable
         if (kind != PathKind.Directory)
             throw new IOException($"eval --output {paths.Root} is {FileChecks.Describe(kind)}, not a folder; choose another --output.");
         var targets = new[] { paths.Metrics, paths.ReportMarkdown, paths.ReportHtml }.Concat(PlotFiles(paths)).ToList();
-        foreach (var file in targets)
-        {
-            var k = FileChecks.KindOf(file, followLinks: false);
-            if (k is not (PathKind.Missing or PathKind.File))
-                throw new IOException($"{file} is {FileChecks.Describe(k)}, where eval writes a regular file: remove it or choose another --output.");
-        }
+        RequireFileSlots(targets, "eval writes a regular file: remove it or choose another --output.");
         var present = targets.Where(File.Exists).ToList();
         if (present.Count > 0 && !IsSegMetrics(paths.Metrics))
             throw new IOException($"eval --output {paths.Root} holds {Path.GetFileName(present[0])}, and no metrics.json written by Seg beside it: " +
@@ -222,11 +217,19 @@ public sealed class RunFolder : IDisposable
                 throw new IOException($"{path} is {FileChecks.Describe(kind)}, where a Seg run has {FileChecks.Describe(expected)}; " +
                                       "Seg does not write through links or into what it did not make: remove it, or train into another --output.");
         }
-        foreach (var file in new[] { paths.Last, paths.Best }.Concat(PlotFiles(paths)))
+        RequireFileSlots(new[] { paths.Last, paths.Best }.Concat(PlotFiles(paths)),
+            "a Seg run has a regular file: remove it, or train into another --output.");
+    }
+
+    // Each file Seg is about to write must be absent or a regular file: not a link, folder or device. The message is
+    // "FILE is KIND, where " + what follows.
+    static void RequireFileSlots(IEnumerable<string> files, string where)
+    {
+        foreach (var file in files)
         {
             var kind = FileChecks.KindOf(file, followLinks: false);
             if (kind is not (PathKind.Missing or PathKind.File))
-                throw new IOException($"{file} is {FileChecks.Describe(kind)}, where a Seg run has a regular file: remove it, or train into another --output.");
+                throw new IOException($"{file} is {FileChecks.Describe(kind)}, where {where}");
         }
     }
 
